@@ -27,7 +27,7 @@ type Host struct {
 	Root     string // prefix for every path; "" on a real machine, a temp dir in tests
 	StateDir string // already includes Root when set by NewHost
 	DryRun   bool
-	Now      func() time.Time
+	Clock    func() time.Time // nil means time.Now
 	// IPTablesFactory opens the iptables handle; nil means the real go-iptables one.
 	IPTablesFactory func() (IPTables, error)
 	// Env looks up the process environment (SSH_CONNECTION); tests replace it.
@@ -46,7 +46,7 @@ func NewHost(stateDir string, dryRun bool) *Host {
 	if stateDir == "" {
 		stateDir = DefaultStateDir
 	}
-	return &Host{Runner: ExecRunner{}, StateDir: stateDir, DryRun: dryRun, Now: time.Now, Env: os.Getenv}
+	return &Host{Runner: ExecRunner{}, StateDir: stateDir, DryRun: dryRun, Env: os.Getenv}
 }
 
 // ErrDryRun is never returned to steps (they get nil and a "would" record); it marks refused work in the journal.
@@ -60,9 +60,12 @@ func (h *Host) Path(p string) string {
 	return filepath.Join(h.Root, p)
 }
 
+// Now is the clock the Host uses (tests fix it).
+func (h *Host) Now() time.Time { return h.now() }
+
 func (h *Host) now() time.Time {
-	if h.Now != nil {
-		return h.Now()
+	if h.Clock != nil {
+		return h.Clock()
 	}
 	return time.Now()
 }

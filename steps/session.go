@@ -1,0 +1,144 @@
+package steps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"openclaw-harden/system"
+)
+
+// Session drives steps for the wizard and the headless commands alike: it runs Plan/Apply/Verify and keeps
+// state.json in step with what happened, so both front ends resume and refuse the same way.
+type Session struct {
+	Host    *system.Host
+	Answers Answers
+	State   *State
+	Steps   []Step
+
+	mu sync.Mutex
+}
+
+// NewSession loads nothing itself: callers load state and answers and hand them in.
+func NewSession(h *system.Host, a Answers, st *State) *Session {
+	if st == nil {
+		st = &State{Version: 1, Steps: map[string]*StepState{}}
+	}
+	aa := a
+	st.Answers = &aa
+	return &Session{Host: h, Answers: a, State: st, Steps: All()}
+}
+
+func (s *Session) set(id int, status Status, msg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.State.Set(id, status, msg, s.Host.Now())
+	// A state file that cannot be written must not stop the step; the error surfaces on the next save.
+	_ = s.State.Save(s.Host)
+}
+
+// Status reads a step's recorded status.
+func (s *Session) Status(id int) StepState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.State.Get(id)
+}
+
+// Plan runs the step's read-only Plan and records when it cannot go ahead.
+func (s *Session) Plan(ctx context.Context, st Step) (Plan, error) {
+	if !Available(st) {
+		s.set(st.ID(), StatusUnavailable, ErrNotAvailable.Error())
+		return Plan{Step: st.ID(), Title: st.Title()}, ErrNotAvailable
+	}
+	p, err := st.Plan(ctx, s.Host, s.Answers)
+	p.Step, p.Title = st.ID(), st.Title()
+	if err != nil {
+		return p, err
+	}
+	if p.Blocked != "" {
+		s.set(st.ID(), StatusBlocked, p.Blocked)
+	}
+	return p, nil
+}
+
+// ErrBlocked is returned by Apply when a guard refused the plan.
+var ErrBlocked = errors.New("blocked by a safety check")
+
+// Apply carries out a plan. The step is marked applying first, so a crash leaves a visible trace.
+func (s *Session) Apply(ctx context.Context, st Step, p Plan) error {
+	if p.Blocked != "" {
+		return fmt.Errorf("%w: %s", ErrBlocked, p.Blocked)
+	}
+	if !Available(st) {
+		return ErrNotAvailable
+	}
+	s.Host.SetStep(st.ID())
+	defer s.Host.SetStep(-1)
+	if p.Empty() {
+		return nil
+	}
+	s.set(st.ID(), StatusApplying, "")
+	if err := st.Apply(ctx, s.Host, p); err != nil {
+		s.set(st.ID(), StatusFailed, "apply: "+firstLine(err.Error()))
+		return err
+	}
+	s.set(st.ID(), StatusApplied, "")
+	return nil
+}
+
+// Verify runs the step's checks and records passed only when there was at least one and all passed.
+func (s *Session) Verify(ctx context.Context, st Step) []Check {
+	cs := st.Verify(ctx, s.Host, s.Answers)
+	for i := range cs {
+		cs[i].Got = s.Host.Redact(cs[i].Got)
+		cs[i].Reason = s.Host.Redact(cs[i].Reason)
+	}
+	switch {
+	case !Available(st):
+		s.set(st.ID(), StatusUnavailable, ErrNotAvailable.Error())
+	case Passed(cs):
+		s.set(st.ID(), StatusPassed, fmt.Sprintf("%d checks passed", len(cs)))
+	default:
+		failed := 0
+		for _, c := range cs {
+			if !c.OK {
+				failed++
+			}
+		}
+		s.set(st.ID(), StatusFailed, fmt.Sprintf("%d of %d checks failed", failed, len(cs)))
+	}
+	return cs
+}
+
+// Rollback restores the files a step changed (every step when id < 0) and marks it pending again.
+func (s *Session) Rollback(id int) ([]string, error) {
+	paths, err := s.Host.Rollback(id)
+	if err != nil {
+		return paths, err
+	}
+	for _, st := range s.Steps {
+		if id < 0 || st.ID() == id {
+			if len(paths) > 0 || id >= 0 {
+				s.set(st.ID(), StatusPending, "rolled back")
+			}
+		}
+	}
+	return paths, nil
+}
+
+// Resume is the index of the first step that has not passed.
+func (s *Session) Resume() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.State.Resume(s.Steps)
+}
+
+func firstLine(s string) string {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\n' {
+			return s[:i]
+		}
+	}
+	return s
+}
