@@ -580,6 +580,13 @@ func (AuditStep) Plan(ctx context.Context, h *system.Host, a Answers) (Plan, err
 	return p, nil
 }
 
+// PlannedBaseline names the file ("audits/…-baseline.json") a Step 1 plan will save, so the session can
+// record it as State.Baseline once Apply succeeded; ok is false for a plan that saves nothing.
+func PlannedBaseline(p Plan) (name string, ok bool) {
+	ap, ok := p.Data.(auditPlan)
+	return ap.Name, ok
+}
+
 // Apply saves the planned snapshot as the baseline (nothing is written in dry-run mode).
 func (AuditStep) Apply(ctx context.Context, h *system.Host, p Plan) error {
 	ap, ok := p.Data.(auditPlan)

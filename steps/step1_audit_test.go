@@ -287,6 +287,9 @@ func TestAuditStepPlanApplyVerify(t *testing.T) {
 		t.Error("Plan wrote something")
 	}
 
+	if name, ok := PlannedBaseline(p); !ok || filepath.Join(h.StateDir, name) != wantTarget {
+		t.Errorf("PlannedBaseline = %q %v", name, ok)
+	}
 	if err := st.Apply(ctx, h, p); err != nil {
 		t.Fatal(err)
 	}
@@ -305,6 +308,9 @@ func TestAuditStepPlanApplyVerify(t *testing.T) {
 	p2, err := st.Plan(ctx, h, Answers{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, ok := PlannedBaseline(p2); ok {
+		t.Error("an empty plan names a baseline to save")
 	}
 	if !p2.Empty() || p2.Summary() != "No changes" || len(p2.Notes) != 1 ||
 		!strings.Contains(p2.Notes[0], wantTarget) || !strings.Contains(p2.Notes[0], "2026-11-25T14:21:42Z") {
