@@ -83,6 +83,11 @@ func (s *Session) Apply(ctx context.Context, st Step, p Plan) error {
 		s.set(st.ID(), StatusFailed, "apply: "+firstLine(err.Error()))
 		return err
 	}
+	if name, ok := PlannedBaseline(p); ok {
+		s.mu.Lock()
+		s.State.Baseline = name
+		s.mu.Unlock()
+	}
 	s.set(st.ID(), StatusApplied, "")
 	return nil
 }

@@ -510,7 +510,13 @@ func (h *Host) SaveState(name string, data []byte) error {
 	if err := os.Chmod(h.StateDir, 0o700); err != nil {
 		return err
 	}
-	return writeAtomic(p, []byte(h.Redact(string(data))), 0o600, true, nil)
+	if err := writeAtomic(p, []byte(h.Redact(string(data))), 0o600, true, nil); err != nil {
+		return err
+	}
+	if name != "state.json" { // state.json changes at every status; journaling each would drown the rest
+		h.record("write: %s (%d bytes)", p, len(data))
+	}
+	return nil
 }
 
 // LoadState reads a file from the state dir; fs.ErrNotExist when it is not there yet.
