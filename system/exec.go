@@ -105,7 +105,9 @@ func (ExecRunner) Run(ctx context.Context, c Cmd) ([]byte, error) {
 	return stdout.Bytes(), &CmdError{Argv: c.Argv, ExitCode: code, Output: stderr.String() + stdout.String(), Err: err}
 }
 
-type multiWriter struct{ a, b interface{ Write([]byte) (int, error) } }
+type multiWriter struct {
+	a, b interface{ Write([]byte) (int, error) }
+}
 
 func ioMulti(a, b interface{ Write([]byte) (int, error) }) *multiWriter { return &multiWriter{a, b} }
 

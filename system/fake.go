@@ -112,7 +112,9 @@ func (f *FakeIPTables) chain(table, chain string) ([]string, error) {
 	return r, nil
 }
 
-func builtin(chain string) bool { return strings.ToUpper(chain) == chain && !strings.Contains(chain, "-") }
+func builtin(chain string) bool {
+	return strings.ToUpper(chain) == chain && !strings.Contains(chain, "-")
+}
 
 // List prints the chain the way `iptables -S CHAIN` does.
 func (f *FakeIPTables) List(table, chain string) ([]string, error) {
