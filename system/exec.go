@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -83,8 +84,8 @@ func (ExecRunner) Run(ctx context.Context, c Cmd) ([]byte, error) {
 	var stdout, stderr bytes.Buffer
 	if c.Output != nil {
 		lw := &lineWriter{fn: c.Output}
-		cmd.Stdout = ioMulti(&stdout, lw)
-		cmd.Stderr = ioMulti(&stderr, lw)
+		cmd.Stdout = io.MultiWriter(&stdout, lw)
+		cmd.Stderr = io.MultiWriter(&stderr, lw)
 		defer lw.flush()
 	} else {
 		cmd.Stdout = &stdout
@@ -103,17 +104,6 @@ func (ExecRunner) Run(ctx context.Context, c Cmd) ([]byte, error) {
 		err = fmt.Errorf("timed out after %s", t)
 	}
 	return stdout.Bytes(), &CmdError{Argv: c.Argv, ExitCode: code, Output: stderr.String() + stdout.String(), Err: err}
-}
-
-type multiWriter struct {
-	a, b interface{ Write([]byte) (int, error) }
-}
-
-func ioMulti(a, b interface{ Write([]byte) (int, error) }) *multiWriter { return &multiWriter{a, b} }
-
-func (m *multiWriter) Write(p []byte) (int, error) {
-	m.a.Write(p)
-	return m.b.Write(p)
 }
 
 // lineWriter hands complete lines to fn; apt prints progress with \r, which counts as a line end too.
