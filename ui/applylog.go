@@ -64,7 +64,7 @@ func (m Model) wouldTop(w int) string {
 // write and command itself, rather than from what the step meant to do.
 func (m Model) wouldBody(w int) string {
 	if len(m.would) == 0 {
-		return wrap("Nothing: the host refused no write and no command for this step.", w)
+		return wrap("Nothing: the host was asked for no write and no command that changes the system.", w)
 	}
 	var out []string
 	for _, l := range m.would {

@@ -36,6 +36,8 @@ type fakeStep struct {
 	// gate, when not nil, holds Apply until it is closed.
 	gate    chan struct{}
 	applied atomic.Int32
+	// applyErr, when set, makes Apply fail after its write, the way a failed reload would.
+	applyErr error
 }
 
 var _ steps.Step = (*fakeStep)(nil)
@@ -73,7 +75,7 @@ func (f *fakeStep) Apply(ctx context.Context, h *system.Host, p steps.Plan) erro
 	if _, err := h.Exec(ctx, "systemctl", "reload", "ssh"); err != nil {
 		return err
 	}
-	return nil
+	return f.applyErr
 }
 
 func (f *fakeStep) Verify(_ context.Context, h *system.Host, _ steps.Answers) []steps.Check {

@@ -31,6 +31,9 @@ func (m Model) finalTop(w int) string {
 		style = m.st.warn
 	}
 	top := style.Render(wrap(line+".", w))
+	if counts[steps.StatusPassed] < n {
+		top += "\n" + wrap("Run openclaw-harden again to resume at the first step that has not passed.", w)
+	}
 	if m.dry {
 		top += "\n" + m.st.warn.Render(wrap("Dry run: nothing was changed on this system.", w))
 	}

@@ -51,3 +51,20 @@ type helpKeys struct {
 
 func (h helpKeys) ShortHelp() []key.Binding  { return h.short }
 func (h helpKeys) FullHelp() [][]key.Binding { return h.full }
+
+// without drops from bs the keys the other help columns already list, so full help names each key once.
+func without(bs []key.Binding, others [][]key.Binding) []key.Binding {
+	listed := map[string]bool{}
+	for _, col := range others {
+		for _, b := range col {
+			listed[b.Help().Key] = true
+		}
+	}
+	var out []key.Binding
+	for _, b := range bs {
+		if !listed[b.Help().Key] {
+			out = append(out, b)
+		}
+	}
+	return out
+}

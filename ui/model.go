@@ -113,7 +113,6 @@ type Model struct {
 	askErr     string
 	riskErr    string
 	saveFirst  bool // the admin source was just entered: persist it with the first plan
-	initCmd    tea.Cmd
 
 	notice   string // one line for the operator, cleared by the next key
 	audit    *auditMsg
@@ -164,9 +163,7 @@ func New(s *steps.Session, opts Options) Model {
 		m.phase = phaseAsk
 		m.adminInput.SetValue(opts.AskAdminSource)
 	} else {
-		// Init has a value receiver and cannot record the generation it starts, so the first plan is set up
-		// here; the command itself only runs when Bubble Tea calls Init.
-		m.initCmd = m.startPlan()
+		m.phase = phasePlanning
 	}
 	m.sync()
 	return m
@@ -183,14 +180,7 @@ func Run(ctx context.Context, s *steps.Session, opts Options) error {
 	defer s.Host.OnJournal(nil)
 	popts := []tea.ProgramOption{
 		tea.WithContext(ctx),
-		// A SIGINT while a step is applying must not kill the wizard half-way: turn it into a quit request
-		// that Update can refuse, exactly like the q key.
-		tea.WithFilter(func(_ tea.Model, msg tea.Msg) tea.Msg {
-			if _, ok := msg.(tea.InterruptMsg); ok {
-				return quitRequestMsg{}
-			}
-			return msg
-		}),
+		tea.WithFilter(quitFilter),
 	}
 	if opts.Input != nil {
 		popts = append(popts, tea.WithInput(opts.Input))
@@ -209,7 +199,28 @@ func Run(ctx context.Context, s *steps.Session, opts Options) error {
 }
 
 // Init plans the first step, unless the admin source must be asked for first.
-func (m Model) Init() tea.Cmd { return m.initCmd }
+// quitFilter turns the signals Bubble Tea would quit on (SIGINT, SIGTERM) into quit requests that Update
+// can refuse while a step is being written, exactly like the q key; at other times they quit as usual.
+func quitFilter(m tea.Model, msg tea.Msg) tea.Msg {
+	switch msg.(type) {
+	case tea.InterruptMsg:
+		return quitRequestMsg{}
+	case tea.QuitMsg:
+		if mm, ok := m.(Model); ok && mm.writing() {
+			return quitRequestMsg{}
+		}
+	}
+	return msg
+}
+
+// Init cannot start the plan itself: it has a value receiver, so the generation the plan is tagged with
+// would be lost. It asks Update to do it instead.
+func (m Model) Init() tea.Cmd {
+	if m.phase == phaseAsk {
+		return nil
+	}
+	return func() tea.Msg { return beginMsg{} }
+}
 
 // Update never blocks: everything slow is started as a tea.Cmd and comes back as a message.
 func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
@@ -229,6 +240,11 @@ func (m Model) update(msg tea.Msg) (Model, tea.Cmd) {
 		return m.updateInput(msg)
 	case quitRequestMsg:
 		return m.quit()
+	case beginMsg:
+		if m.phase == phasePlanning && m.gen == 0 {
+			return m, m.startPlan()
+		}
+		return m, nil
 	case journalMsg:
 		m.log = append(m.log, msg.lines...)
 		if msg.done {
@@ -456,8 +472,10 @@ func (m Model) advance() (Model, tea.Cmd) {
 	return m, m.startPlan()
 }
 
+func (m Model) writing() bool { return m.phase == phaseApplying || m.phase == phaseRollingBack }
+
 func (m Model) quit() (Model, tea.Cmd) {
-	if m.phase == phaseApplying || m.phase == phaseRollingBack {
+	if m.writing() {
 		m.notice = "applying; quitting now would leave it half-done"
 		return m, nil
 	}
@@ -537,6 +555,7 @@ type (
 		missing       bool // no Latest hook was supplied
 	}
 	quitRequestMsg struct{}
+	beginMsg       struct{}
 )
 
 type op string
@@ -609,9 +628,13 @@ func (m *Model) startVerify() tea.Cmd {
 	m.phase = phaseVerifying
 	s, ctx, gen, idx := m.s, m.ctx, m.gen, m.cur
 	st := s.Steps[idx]
-	return func() tea.Msg {
+	stop := make(chan struct{})
+	verify := func() tea.Msg {
+		defer close(stop)
 		return verifiedMsg{gen: gen, idx: idx, checks: s.Verify(ctx, st)}
 	}
+	// Probes a step runs while verifying are journalled too; they belong in this step's log.
+	return tea.Batch(verify, listenJournal(m.journal, stop))
 }
 
 func (m *Model) startRollback() tea.Cmd {
@@ -823,7 +846,7 @@ func (m Model) helpKeys() helpKeys {
 			if m.canAdvance() {
 				next := "next step"
 				if !steps.Passed(m.checks[m.cur]) {
-					next = "next step (dry run: not passed)"
+					next = "next (dry run)"
 				}
 				short = append(short, with(k.Enter, next))
 			}
@@ -840,6 +863,6 @@ func (m Model) helpKeys() helpKeys {
 			short = []key.Binding{k.Down, k.Up}
 		}
 	}
-	full := [][]key.Binding{short, {k.Up, k.Down, k.PageUp, k.PageDown}, {k.Prev, k.Next, k.Esc, k.Commands}, {k.Help, k.Quit}}
-	return helpKeys{short: append(short, k.Help), full: full}
+	rest := [][]key.Binding{{k.Up, k.Down, k.PageUp, k.PageDown}, {k.Prev, k.Next, k.Esc, k.Commands}, {k.Help, k.Quit}}
+	return helpKeys{short: append(short, k.Help), full: append([][]key.Binding{without(short, rest)}, rest...)}
 }

@@ -240,6 +240,26 @@ func TestQuitIsRefusedWhileApplying(t *testing.T) {
 	}
 }
 
+func TestSignalsAreQuitRequests(t *testing.T) {
+	applying := Model{phase: phaseApplying}
+	idle := Model{phase: phasePlan}
+	for _, c := range []struct {
+		m    Model
+		in   tea.Msg
+		want tea.Msg
+	}{
+		{applying, tea.InterruptMsg{}, quitRequestMsg{}},
+		{applying, tea.QuitMsg{}, quitRequestMsg{}},
+		{idle, tea.InterruptMsg{}, quitRequestMsg{}},
+		{idle, tea.QuitMsg{}, tea.QuitMsg{}},
+		{applying, keyMsg("j"), keyMsg("j")},
+	} {
+		if got := quitFilter(c.m, c.in); got != c.want {
+			t.Errorf("phase %d, %T: got %T, want %T", c.m.phase, c.in, got, c.want)
+		}
+	}
+}
+
 func TestNoColorHasNoEscapes(t *testing.T) {
 	st := sshStep()
 	st.failing.Store(true)
@@ -432,7 +452,7 @@ func TestApplyLogShowsJournal(t *testing.T) {
 	st.failing.Store(true)
 	s, _ := newTestSession(t, false, "192.168.1.50", st)
 	m := press(t, start(t, newTestModel(s, Options{})), "enter", "y", "d")
-	requireContains(t, plain(m), "Apply log", "write: /etc/ssh/sshd_config.d/00-openclaw-harden.conf", "run: systemctl reload ssh")
+	requireContains(t, plain(m), "Log (apply and verify)", "write: /etc/ssh/sshd_config.d/00-openclaw-harden.conf", "run: systemctl reload ssh")
 }
 
 func TestDryRunShowsWouldAndWritesNothing(t *testing.T) {
@@ -478,5 +498,69 @@ func TestStatusGlyphs(t *testing.T) {
 		if got := glyphFor(s); got != g {
 			t.Errorf("%s: %q, want %q", s, got, g)
 		}
+	}
+}
+
+func TestFailedApplyCannotBePassed(t *testing.T) {
+	st := sshStep()
+	st.applyErr = errors.New("running \"systemctl reload ssh\" failed: exit status 1\nJob for ssh.service failed")
+	s, h := newTestSession(t, false, "192.168.1.50", st, dockerStep())
+	m := press(t, start(t, newTestModel(s, Options{})), "enter", "y")
+	requireContains(t, plain(m), "✗ Apply failed: running \"systemctl reload ssh\" failed: exit status 1", "marked failed")
+	m = press(t, m, "enter")
+	if m.cur != 0 {
+		t.Fatal("moved past a step whose apply failed")
+	}
+	if got := loadState(t, h).Get(0).Status; got != steps.StatusFailed {
+		t.Fatalf("state.json says %q, want failed", got)
+	}
+	st.applyErr = nil
+	m = press(t, m, "r")
+	if m.phase != phaseVerified || !strings.Contains(plain(m), "✓ All 2 checks passed.") {
+		t.Fatalf("after the cause is fixed, retry should re-verify:\n%s", plain(m))
+	}
+}
+
+func TestInterruptedStepIsShownAndReplanned(t *testing.T) {
+	s, _ := newTestSession(t, false, "192.168.1.50", sshStep(), dockerStep())
+	s.State.Set(0, steps.StatusPassed, "", testNow)
+	s.State.Set(5, steps.StatusInterrupted, "the previous run stopped while this step was being applied", testNow)
+	m := start(t, newTestModel(s, Options{}))
+	if m.cur != 1 || m.phase != phasePlan {
+		t.Fatalf("cur %d phase %d: the interrupted step should be planned again", m.cur, m.phase)
+	}
+	requireContains(t, plain(m), "✓0 [⟳5]", "interrupted")
+}
+
+func TestFullHelpListsScrollAndReviewKeys(t *testing.T) {
+	s, _ := newTestSession(t, false, "192.168.1.50", sshStep())
+	m := start(t, newTestModel(s, Options{}))
+	if strings.Contains(plain(m), "pgdn") {
+		t.Fatal("short help should stay one line without the pager keys")
+	}
+	m = press(t, m, "?")
+	requireContains(t, plain(m), "pgdn", "page down", "later steps", "esc")
+	m = press(t, m, "?")
+	if strings.Contains(plain(m), "page down") {
+		t.Fatal("? did not close the full help")
+	}
+}
+
+func TestScrollingRevealsTheRestOfTheDiff(t *testing.T) {
+	st := dockerStep()
+	s, h := newTestSession(t, false, "192.168.1.50", st)
+	seedDaemonJSON(t, h)
+	m := start(t, newTestModel(s, Options{}))
+	m = resize(m, 80, 14)
+	requireContains(t, plain(m), "↓ more below")
+	if strings.Contains(plain(m), `"userland-proxy": false`) {
+		t.Fatal("the test needs the end of the diff to start hidden")
+	}
+	for range 20 {
+		m = press(t, m, "down")
+	}
+	requireContains(t, plain(m), `+  "userland-proxy": false`)
+	if strings.Contains(plain(m), "↓ more below") {
+		t.Fatal("the scroll hint stayed at the bottom")
 	}
 }

@@ -42,7 +42,7 @@ func (m Model) verifyBody(w int) string {
 	cs := m.checks[m.cur]
 	parts := []string{m.checksView(cs, w, m.details)}
 	if m.details {
-		parts = append(parts, m.st.section.Render("Apply log")+"\n"+m.logView(w))
+		parts = append(parts, m.st.section.Render("Log (apply and verify)")+"\n"+m.logView(w))
 		if len(m.would) > 0 {
 			parts = append(parts, m.st.section.Render("Would have run or written (dry run)")+"\n"+m.wouldBody(w))
 		}
