@@ -101,10 +101,11 @@ func (l *Lab) qemuExited() bool {
 
 func (l *Lab) clientConfig(user string, auth ...ssh.AuthMethod) *ssh.ClientConfig {
 	return &ssh.ClientConfig{
-		User:            user,
-		Auth:            auth,
-		HostKeyCallback: ssh.FixedHostKey(l.hostKey),
-		Timeout:         15 * time.Second,
+		User:              user,
+		Auth:              auth,
+		HostKeyCallback:   ssh.FixedHostKey(l.hostKey),
+		HostKeyAlgorithms: []string{l.hostKey.Type()},
+		Timeout:           15 * time.Second,
 	}
 }
 
@@ -157,6 +158,9 @@ func (l *Lab) waitSSH(timeout time.Duration, notBoot string) error {
 			}
 		}
 		last = err
+		if err != nil && strings.Contains(err.Error(), "host key mismatch") {
+			return fmt.Errorf("the VM's SSH host key is not the image's (%s): %w", l.Image.HostKey, err)
+		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("VM SSH did not answer within %s: %v (serial console: %s)", timeout, last, filepath.Join(l.Dir, "console.log"))
 		}
