@@ -48,7 +48,7 @@ func (m Model) updateAsk(k tea.KeyPressMsg) (Model, tea.Cmd) {
 		saved := a
 		m.s.State.Answers = &saved
 		m.askErr, m.saveFirst = "", true
-		return m, m.startPlan()
+		return m.begin()
 	}
 	m.adminInput = m.adminInput.Update(k)
 	m.askErr = ""

@@ -70,8 +70,9 @@ const (
 	phaseFinal                        // every step has been through; audit diff
 )
 
-// Model is the wizard. It is exported so tests (and a main package that wants to inspect the outcome) can
-// drive it; all fields stay private so the only way to change it is Update.
+// Model is the wizard. It is exported so tests can drive it message by message; its fields stay private so
+// the only way to change it is Update. The maps are shared between copies, which is safe because Bubble
+// Tea only ever keeps the newest copy.
 type Model struct {
 	s     *steps.Session
 	opts  Options
@@ -147,7 +148,7 @@ func New(s *steps.Session, opts Options) Model {
 	}
 	m.help.Styles = st.help
 	m.cur = s.Resume()
-	if m.cur >= len(s.Steps) {
+	if m.cur >= len(s.Steps) && len(s.Steps) > 0 {
 		m.cur, m.recheck = 0, true
 	}
 	// Never block a step on a slow screen: if the buffer is full, count the line and say so in the log.
@@ -198,7 +199,6 @@ func Run(ctx context.Context, s *steps.Session, opts Options) error {
 	return err
 }
 
-// Init plans the first step, unless the admin source must be asked for first.
 // quitFilter turns the signals Bubble Tea would quit on (SIGINT, SIGTERM) into quit requests that Update
 // can refuse while a step is being written, exactly like the q key; at other times they quit as usual.
 func quitFilter(m tea.Model, msg tea.Msg) tea.Msg {
@@ -242,7 +242,7 @@ func (m Model) update(msg tea.Msg) (Model, tea.Cmd) {
 		return m.quit()
 	case beginMsg:
 		if m.phase == phasePlanning && m.gen == 0 {
-			return m, m.startPlan()
+			return m.begin()
 		}
 		return m, nil
 	case journalMsg:
@@ -464,6 +464,11 @@ func (m Model) canAdvance() bool {
 func (m Model) advance() (Model, tea.Cmd) {
 	m.cur++
 	m.review, m.details, m.log, m.would = -1, false, nil, nil
+	return m.begin()
+}
+
+// begin plans the current step, or shows the final screen when there is none left.
+func (m Model) begin() (Model, tea.Cmd) {
 	if m.cur >= len(m.s.Steps) {
 		m.phase = phaseFinal
 		m.gen++

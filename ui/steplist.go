@@ -69,8 +69,8 @@ func (m Model) glyph(i int) string {
 	return g
 }
 
-// stepStrip is the step list at narrow widths, inside the header line: the current step in [brackets] and a reviewed one
-// in (parentheses), so the marks survive NO_COLOR.
+// stepStrip is the step list at narrow widths, inside the header line: the current step in [brackets] and
+// a reviewed one in (parentheses), so the marks survive NO_COLOR.
 func (m Model) stepStrip() string {
 	var items []string
 	for i, st := range m.s.Steps {

@@ -46,6 +46,9 @@ func (m Model) screen(w int) screen {
 	if m.reviewing() {
 		return screen{key: "review/" + key, top: m.reviewTop(i, w), body: m.reviewBody(i, w)}
 	}
+	if st == nil && m.phase != phaseAsk && m.phase != phaseFinal {
+		return screen{key: key} // only between "no steps at all" and the final screen
+	}
 	p := m.plan()
 	switch m.phase {
 	case phaseAsk:

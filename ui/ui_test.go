@@ -564,3 +564,12 @@ func TestScrollingRevealsTheRestOfTheDiff(t *testing.T) {
 		t.Fatal("the scroll hint stayed at the bottom")
 	}
 }
+
+func TestNoStepsGoesToTheFinalScreen(t *testing.T) {
+	s, _ := newTestSession(t, false, "192.168.1.50")
+	m := start(t, newTestModel(s, Options{}))
+	if m.phase != phaseFinal {
+		t.Fatalf("phase %d with no steps, want the final screen", m.phase)
+	}
+	requireContains(t, plain(m), "0 of 0 steps passed", "No audit is available here")
+}
