@@ -2,8 +2,13 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
+	"strings"
+
+	"openclaw-harden/steps"
+	"openclaw-harden/ui"
 )
 
 func runWizard(ctx context.Context, o *opts, stdout, stderr io.Writer) error {
@@ -13,5 +18,73 @@ func runWizard(ctx context.Context, o *opts, stdout, stderr io.Writer) error {
 	if err := environment(o, stderr); err != nil {
 		return err
 	}
-	return usagef("the wizard is being built; use plan/apply/verify")
+	s, err := openSession(o, stderr)
+	if err != nil {
+		return err
+	}
+	h := s.Host
+	err = ui.Run(ctx, s, ui.Options{
+		DryRun:         o.dryRun,
+		NoColor:        os.Getenv("NO_COLOR") != "",
+		AnswersPath:    o.answers,
+		AskAdminSource: proposeAdminSource(h.Getenv),
+		Audit: ui.AuditHooks{
+			TakeAfter: func(ctx context.Context) error {
+				snap, err := steps.TakeSnapshot(ctx, h)
+				if err != nil {
+					return err
+				}
+				_, err = steps.SaveSnapshot(h, snap, "after")
+				return err
+			},
+			Latest: func() (string, string, error) { return latestAuditText(context.Background(), s) },
+		},
+	})
+	if err != nil {
+		return err
+	}
+	for _, st := range s.Steps {
+		if s.Status(st.ID()).Status != steps.StatusPassed {
+			// Quitting is how an operator pauses; the exit status stays 0 and the resume point is named.
+			fmt.Fprintf(stdout, "Stopped before every step passed (step %d: %s). Run openclaw-harden again to resume.\n", st.ID(), s.Status(st.ID()).Status)
+			return nil
+		}
+	}
+	return nil
+}
+
+// latestAuditText renders the baseline and the latest snapshot one fact per line, so a line diff of the two
+// is the per-item diff (added, removed, changed) the operator reads on the final screen. In dry-run mode
+// nothing was saved, so "now" is a fresh snapshot.
+func latestAuditText(ctx context.Context, s *steps.Session) (string, string, error) {
+	h := s.Host
+	base, latest, err := steps.LatestSnapshots(h)
+	if err != nil {
+		return "", "", err
+	}
+	if base == "" {
+		return "", "", fmt.Errorf("there is no baseline in %s/audits yet (Step 1 has not been applied), so there is nothing to compare with", h.StateDir)
+	}
+	before, err := steps.LoadSnapshot(h, base)
+	if err != nil {
+		return "", "", err
+	}
+	var after steps.Snapshot
+	if latest == "" || latest == base || h.DryRun {
+		after, err = steps.TakeSnapshot(ctx, h)
+	} else {
+		after, err = steps.LoadSnapshot(h, latest)
+	}
+	if err != nil {
+		return "", "", err
+	}
+	return factLines(before), factLines(after), nil
+}
+
+func factLines(s steps.Snapshot) string {
+	var b strings.Builder
+	for _, it := range s.Items {
+		fmt.Fprintf(&b, "%s · %s: %s\n", it.Section, it.Key, it.Value)
+	}
+	return b.String()
 }

@@ -501,6 +501,9 @@ func (h *Host) restore(e BackupEntry) error {
 // SaveState writes a file in the state dir atomically (mode 0600, dir 0700). In dry-run mode nothing is written.
 func (h *Host) SaveState(name string, data []byte) error {
 	if h.DryRun {
+		if name != "state.json" { // the wizard's own bookkeeping is not part of what a step would do
+			h.record("would write: %s (%d bytes)", filepath.Join(h.StateDir, name), len(data))
+		}
 		return nil
 	}
 	p := filepath.Join(h.StateDir, name)

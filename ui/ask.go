@@ -16,7 +16,11 @@ func (m Model) askBody(w int) string {
 	} else {
 		src = "The address you are connected from could not be read, so type it below. "
 	}
-	src += "Press enter to accept; the answer is kept in state.json."
+	if m.dry {
+		src += "Press enter to accept; in a dry run it is used for this run only."
+	} else {
+		src += "Press enter to accept; the answer is kept in state.json."
+	}
 	parts := []string{wrap(intro, w), wrap(src, w)}
 	if m.opts.AnswersPath != "" {
 		parts = append(parts, m.st.dim.Render(wrap("Other answers come from "+m.opts.AnswersPath+".", w)))
