@@ -23,12 +23,10 @@ func (r ipRange) overlaps(o ipRange) bool {
 }
 
 // addrSet is what a -source or -dest matches: anything, or a union of
-// ranges. unknown marks a match this package cannot work out (an IP set
-// kept elsewhere, or one with nomatch entries).
+// ranges (none for an empty IP set).
 type addrSet struct {
-	any     bool
-	unknown bool
-	ranges  []ipRange
+	any    bool
+	ranges []ipRange
 }
 
 var anyAddr = addrSet{any: true}

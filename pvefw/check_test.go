@@ -102,7 +102,9 @@ func checkOnePerLine(t *testing.T, fs []Finding) {
 func TestTraps(t *testing.T) {
 	runCases(t, []checkCase{
 		{"hash glued to a value hides options", vmFile("OUT DROP -dest 10.0.0.0/8#lan -p tcp"),
-			[]want{{5, Error, "including the rule options 'lan -p tcp'"}}},
+			[]want{{5, Error, "including the rule options in 'lan -p tcp'"}}},
+		{"hash glued to a value hides only -log", vmFile("OUT DROP -dest 10.0.0.0/8#lan -log info"),
+			[]want{{5, Warning, "'lan -log info' is ignored"}}},
 		{"hash glued to a value", vmFile("OUT DROP -dest 10.0.0.0/8#lan"),
 			[]want{{5, Warning, "'#' glued"}}},
 		{"hash glued to the action hides the destination", vmFile("OUT ACCEPT#web -dest 1.2.3.4"),

@@ -166,7 +166,7 @@ func parseOption(kind Kind, line string) optResult {
 			break
 		}
 		for _, h := range strings.Split(r.value, ",") {
-			if !convHelpers[h] {
+			if !conntrackHelpers[h] {
 				r.err = "unknown conntrack helper " + quote(h) + " (amanda, ftp, irc, netbios-ns, pptp, sane, sip, snmp, tftp)"
 				break
 			}

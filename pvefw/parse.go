@@ -85,18 +85,14 @@ func (p *parser) add(line int, sev Severity, msg string) {
 	p.findings = append(p.findings, Finding{File: p.name, Line: line, Severity: sev, Message: msg})
 }
 
-func (p *parser) has(kinds ...section) bool {
-	for _, s := range kinds {
-		switch s {
-		case secAliases, secIPSet:
-			if p.kind == Host {
-				return false
-			}
-		case secGroup:
-			if p.kind != Cluster {
-				return false
-			}
-		}
+// has reports whether the file kind has section s: generic_fw_config_parser
+// recognises only the headers of sections the kind has.
+func (p *parser) has(s section) bool {
+	switch s {
+	case secAliases, secIPSet:
+		return p.kind != Host
+	case secGroup:
+		return p.kind == Cluster
 	}
 	return true
 }
@@ -106,7 +102,7 @@ func (p *parser) run() {
 	if len(p.lines) == 0 || isBlank(strings.Join(p.lines, "")) {
 		// generic_fw_config_parser returns {} for an empty file, and a VM
 		// whose file has no options is left out of the firewall entirely.
-		p.add(1, Error, "the file is empty: pve-firewall treats it as no firewall configuration")
+		p.add(1, Error, "the file is empty, so it configures no firewall at all")
 		return
 	}
 	for i, raw := range p.lines {
@@ -206,8 +202,10 @@ func (p *parser) line(n int, raw string) {
 	if strings.HasPrefix(line, "#") || isBlank(line) {
 		return
 	}
+	before := len(p.findings)
 	if h, ok := p.parseHeader(line); ok {
 		p.enterSection(n, h)
+		p.checkBytesIfClean(n, before, raw, line)
 		return
 	}
 	if looksLikeHeader(line) {
@@ -215,7 +213,6 @@ func (p *parser) line(n int, raw string) {
 		return
 	}
 
-	before := len(p.findings)
 	accepted := false
 	switch p.sec {
 	case secNone:
@@ -249,9 +246,18 @@ func (p *parser) line(n int, raw string) {
 			}
 		}
 	}
-	if len(p.findings) == before {
-		p.checkBytes(n, raw, line)
+	p.checkBytesIfClean(n, before, raw, line)
+}
+
+// checkBytesIfClean runs checkBytes unless the line already has an Error,
+// which then says more than a remark about its bytes.
+func (p *parser) checkBytesIfClean(n, before int, raw, line string) {
+	for _, f := range p.findings[before:] {
+		if f.Line == n && f.Severity == Error {
+			return
+		}
 	}
+	p.checkBytes(n, raw, line)
 }
 
 // checkBytes flags what pve-firewall happens to accept but that does not

@@ -17,9 +17,8 @@ type lexedRule struct {
 	glued    string   // text from a '#' glued to the token before it
 }
 
-// ruleOptions are parse_fw_rule's options in the order it tries them;
-// long is the only spelling besides the single-dash name ("-p" also reads
-// "-proto"/"--proto").
+// ruleOptions are parse_fw_rule's options in the order it tries them,
+// each with the spellings it accepts.
 var ruleOptions = []struct {
 	name  string
 	alts  []string
@@ -35,7 +34,9 @@ var ruleOptions = []struct {
 	{"-icmp-type", []string{"-icmp-type", "--icmp-type"}, func(r *Rule) *string { return &r.ICMPType }},
 }
 
-var optionLike = regexp.MustCompile(`(^|\s)--?(i|p|proto|dport|sport|source|dest|log|icmp-type)\s`)
+// matchOption finds the rule options that decide what a rule matches (all
+// but -log) in the text a glued '#' turns into a comment.
+var matchOption = regexp.MustCompile(`(^|\s)--?(i|p|proto|dport|sport|source|dest|icmp-type)\s`)
 
 // lexRule reproduces parse_fw_rule up to verify_rule. A non-empty drop is
 // why pve-firewall skips the line altogether.
@@ -75,7 +76,7 @@ func lexRule(line string) (lr lexedRule, drop string) {
 	t := asciiLower(typ)
 	if t == "in" || t == "out" || t == "forward" {
 		for _, v := range []string{"ACCEPT", "DROP", "REJECT"} {
-			if m, ok := strings.CutSuffix(action, "("+v+")"); ok && m != "" && !strings.ContainsFunc(m, func(r rune) bool { return r < 0x80 && isSpace(byte(r)) }) {
+			if m, ok := strings.CutSuffix(action, "("+v+")"); ok && m != "" {
 				lr.Macro, lr.Action = m, v
 				break
 			}
@@ -159,7 +160,7 @@ func badOptions(opts string, group, hadIface bool) string {
 	return "unexpected " + quote(tok) + ": options start with '-'"
 }
 
-// refs are the names a rule's -source or -dest refers to.
+// addrRef is what a -source or -dest value refers to.
 type addrRef struct {
 	kind  byte // '+' IP set, 'a' alias, 'l' literal
 	scope string
@@ -492,18 +493,19 @@ func fieldOf(r *Rule, opt string) *string {
 // gluedHash reports a '#' that is not preceded by a space. pve-firewall
 // (and the nftables backend) cut the line at the first '#' wherever it
 // is, so "-dest 10.0.0.0/8#lan -p tcp" is a rule without -p tcp. When
-// rule options disappear that way the rule matches other traffic than it
-// says, so that is an Error; a glued comment that hides no option is read
-// as written and only a Warning.
+// options that decide the match disappear that way, the rule matches other
+// traffic than it says, so that is an Error; a glued comment that hides
+// none is read as written, only not as it looks, and is a Warning.
 func (p *parser) gluedHash(n int, lr lexedRule) {
 	if lr.glued == "" {
 		return
 	}
-	if optionLike.MatchString(lr.glued[1:]) {
-		p.add(n, Error, "'#' glued to the text before it starts a comment, so everything after it is ignored, including the rule options "+quote(strings.TrimSpace(lr.glued[1:]))+": put them before the '#', and a space before the '#'")
+	lost := strings.TrimSpace(lr.glued[1:])
+	if matchOption.MatchString(lr.glued[1:]) {
+		p.add(n, Error, "'#' glued to the text before it starts a comment, so everything after it is ignored, including the rule options in "+quote(lost)+": put them before the '#', and a space before the '#'")
 		return
 	}
-	p.add(n, Warning, "'#' glued to the text before it starts a comment: anything after it is ignored; put a space before the '#'")
+	p.add(n, Warning, "'#' glued to the text before it starts a comment, so "+quote(lost)+" is ignored: put a space before the '#'")
 }
 
 // zeroValues warns about options whose value is 0: pve-firewall tests them

@@ -241,8 +241,8 @@ var (
 	serviceByName, _           = parsePairs(etcServices)
 )
 
-// convHelpers are the conntrack helpers host.fw's nf_conntrack_helpers accepts.
-var convHelpers = setOf(`amanda ftp irc netbios-ns pptp sane sip snmp tftp`)
+// conntrackHelpers are the conntrack helpers host.fw's nf_conntrack_helpers accepts.
+var conntrackHelpers = setOf(`amanda ftp irc netbios-ns pptp sane sip snmp tftp`)
 
 func parsePairs(s string) (byName map[string]string, byValue map[string]string) {
 	byName, byValue = map[string]string{}, map[string]string{}

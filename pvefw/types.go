@@ -1,12 +1,3 @@
-// Package pvefw reads Proxmox VE firewall files (<vmid>.fw, cluster.fw,
-// host.fw) the way pve-firewall does and reports every line it would skip,
-// refuse to compile, or read differently from how the line looks.
-//
-// pve-firewall never rejects a file: it warns, skips the line or keeps a
-// broken rule without compiling it, and the firewall quietly ends up more
-// open than the file suggests. The nftables backend (proxmox-firewall) is
-// stricter and refuses the whole file on some lines pve-firewall accepts.
-// Check therefore accepts only what both read the same way.
 package pvefw
 
 import (
