@@ -320,6 +320,14 @@ func TestSectionsAndReferences(t *testing.T) {
 		{"group name case", []byte("[OPTIONS]\nenable: 1\n[RULES]\nGROUP Web\n[group web]\nIN DROP\n"),
 			[]want{{4, Error, "write GROUP web"}}},
 	})
+	runCasesIn(t, "host.fw", []checkCase{
+		{"no ipset sections in host.fw", []byte("[OPTIONS]\nenable: 1\n[RULES]\nIN DROP\n[IPSET foo]\n1.2.3.4\n"),
+			[]want{{5, Error, "host.fw has no [IPSET] sections, so the lines after it are still read as part of [RULES]"}, {6, Error, "a rule needs a direction"}}},
+		// Perl autovivification: the lookup of +mgmt creates the table
+		// that makes the later [IPSET] header valid in host.fw.
+		{"ipset header after an ipset reference", []byte("[OPTIONS]\nenable: 1\n[RULES]\nIN ACCEPT -source +mgmt\n[IPSET foo]\n1.2.3.4\n"),
+			[]want{{5, Error, "only because a rule above looked up an IP set"}}},
+	})
 }
 
 func TestClusterContext(t *testing.T) {

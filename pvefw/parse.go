@@ -54,6 +54,13 @@ type parser struct {
 	laterSets    map[string]int
 	laterAliases map[string]int
 
+	// vivSets and vivAliases reproduce a Perl autovivification in
+	// verify_rule: once a host.fw rule has looked a name up in the file's
+	// own (non-existent) IP sets or aliases, the lookup has created that
+	// table, and from then on generic_fw_config_parser accepts [IPSET]
+	// or [ALIASES] headers in host.fw.
+	vivSets, vivAliases bool
+
 	findings []Finding
 }
 
@@ -89,8 +96,10 @@ func (p *parser) add(line int, sev Severity, msg string) {
 // recognises only the headers of sections the kind has.
 func (p *parser) has(s section) bool {
 	switch s {
-	case secAliases, secIPSet:
-		return p.kind != Host
+	case secAliases:
+		return p.kind != Host || p.vivAliases
+	case secIPSet:
+		return p.kind != Host || p.vivSets
 	case secGroup:
 		return p.kind == Cluster
 	}
@@ -292,7 +301,14 @@ func (p *parser) enterSection(n int, h header) {
 		if p.optionsLine == 0 {
 			p.optionsLine = n
 		}
+	case secAliases:
+		if p.kind == Host {
+			p.add(n, Error, "host.fw has no [ALIASES] section: pve-firewall reads this one only because a rule above looked up an alias, and host rules cannot use it")
+		}
 	case secIPSet, secGroup:
+		if p.kind == Host {
+			p.add(n, Error, "host.fw has no [IPSET] sections: pve-firewall reads this one only because a rule above looked up an IP set, and host rules cannot use it")
+		}
 		name := asciiLower(h.name)
 		what, max := "IP set", 64
 		if h.sec == secGroup {

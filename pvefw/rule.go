@@ -363,6 +363,9 @@ func (p *parser) verifyRule(r *Rule, typ, env string) ruleCheck {
 		ref := classifyAddr(f.val)
 		switch ref.kind {
 		case '+':
+			if env == "host" && isName(ref.name) && !p.clusterHasSet(ref.name) {
+				p.vivSets = true
+			}
 			switch {
 			case len(f.val) > 65:
 				c.fail(f.param, f.opt+": IP set name too long")
@@ -374,6 +377,9 @@ func (p *parser) verifyRule(r *Rule, typ, env string) ruleCheck {
 				}
 			}
 		case 'a':
+			if env == "host" && (ref.scope != "dc/" || !p.clusterHasAlias(ref.name)) {
+				p.vivAliases = true
+			}
 			if len(f.val) > 64 {
 				c.fail(f.param, f.opt+": alias name too long")
 				continue
@@ -658,6 +664,22 @@ func (p *parser) missingAlias(ref addrRef, n int) string {
 		return msg + " in this file (for a cluster.fw alias, write dc/" + ref.name + ")"
 	}
 	return msg
+}
+
+func (p *parser) clusterHasSet(name string) bool {
+	if p.cfg.Cluster == nil {
+		return false
+	}
+	_, ok := p.cfg.Cluster.IPSet(name)
+	return ok
+}
+
+func (p *parser) clusterHasAlias(name string) bool {
+	if p.cfg.Cluster == nil {
+		return false
+	}
+	_, ok := p.cfg.Cluster.Alias(name)
+	return ok
 }
 
 func isNetN(s string) bool {
