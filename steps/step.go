@@ -192,7 +192,7 @@ func Available(s Step) bool {
 // All returns Steps 0–8 in order.
 func All() []Step {
 	return []Step{
-		notYet{0, "Secure VM access (SSH keys only)"},
+		SSHStep{},
 		AuditStep{},
 		notYet{2, "Host OS hardening (updates, IPv6 off, UFW)"},
 		notYet{3, "Proxmox VM firewall"},
