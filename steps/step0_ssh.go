@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -35,7 +36,7 @@ import (
 //     as sshd will read it. If that fails the previous drop-in is put back (or the new one removed) and
 //     sshd is not reloaded.
 //   - `systemctl reload ssh.service`, never restart: open sessions stay up.
-//   - Lockout guard: the admin user (answers admin_user, else SUDO_USER, else the owner of this login
+//   - Lockout sshGuardCheck: the admin user (answers admin_user, else SUDO_USER, else the owner of this login
 //     session, else the only non-root member of group sudo) must be non-root, able to sudo, and have a key
 //     in authorized_keys (else Blocked); a publickey login for that user with one of those keys must have
 //     been seen (this session, or the sshd journal), else the plan carries a Risk the operator must accept.
@@ -79,10 +80,10 @@ const (
 	sshdDropinPath = assets.SSHDDropinPath
 	// sshdTimeout bounds each sshd/journalctl call: a hung tool must not hang the wizard.
 	sshdTimeout = 30 * time.Second
-	// journalLines is how much of the sshd journal the guard reads (newest first): enough for weeks of
+	// sshJournalLines is how much of the sshd journal the sshGuardCheck reads (newest first): enough for weeks of
 	// logins on a quiet VM without reading gigabytes on one that was brute-forced while passwords were on.
-	journalLines = "20000"
-	authLog      = "/var/log/auth.log"
+	sshJournalLines = "20000"
+	sshAuthLog      = "/var/log/auth.log"
 )
 
 func (SSHStep) ID() int       { return 0 }
@@ -194,16 +195,6 @@ func renderWanted() string {
 	return b.String()
 }
 
-// effectiveMatches reports whether e has every wanted value.
-func effectiveMatches(e sshdEffective) bool {
-	for _, w := range wantedSSHD() {
-		if !strings.EqualFold(e.get(w.Key), w.Value) {
-			return false
-		}
-	}
-	return true
-}
-
 // ---- the configuration as sshd reads it (for the Include and Match checks) ----
 
 // sshdLine is one setting of the configuration, in the order sshd reads it.
@@ -277,7 +268,7 @@ func readSSHDConfig(h *system.Host) (sshdConfig, error) {
 					if err != nil {
 						return fmt.Errorf("%s:%d: Include %s: %w", file, i+1, pat, err)
 					}
-					if ok, _ := path.Match(pat, sshdDropinPath); ok && !contains(files, sshdDropinPath) {
+					if ok, _ := path.Match(pat, sshdDropinPath); ok && !slices.Contains(files, sshdDropinPath) {
 						files = append(files, sshdDropinPath)
 					}
 					sort.Strings(files)
@@ -296,20 +287,11 @@ func readSSHDConfig(h *system.Host) (sshdConfig, error) {
 	return c, read(sshdConfigPath, false, 0)
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
+// sshIncludeFix is what the operator types when sshd_config does not read sshd_config.d first.
+const sshIncludeFix = "sudo sed -i '1i Include /etc/ssh/sshd_config.d/*.conf' /etc/ssh/sshd_config"
 
-// includeFix is what the operator types when sshd_config does not read sshd_config.d first.
-const includeFix = "sudo sed -i '1i Include /etc/ssh/sshd_config.d/*.conf' /etc/ssh/sshd_config"
-
-// checkConfigOrder says, in one sentence, why the drop-in would not decide the four settings (or "").
-func checkConfigOrder(lines []sshdLine) string {
+// checkSSHDConfigOrder says, in one sentence, why the drop-in would not decide the four settings (or "").
+func checkSSHDConfigOrder(lines []sshdLine) string {
 	ours := false
 	for _, l := range lines {
 		if l.File == sshdDropinPath && !l.InMatch {
@@ -329,7 +311,7 @@ func checkConfigOrder(lines []sshdLine) string {
 			if l.File != sshdDropinPath {
 				return fmt.Sprintf("%s:%d sets %s before the drop-in is read, and sshd keeps the first value it reads, "+
 					"so the drop-in could not change it; delete that line or move it below the Include of sshd_config.d, then plan again",
-					l.File, l.Line, canonicalKey(w.Key))
+					l.File, l.Line, sshdCanonicalKey(w.Key))
 			}
 			break
 		}
@@ -342,15 +324,15 @@ func checkConfigOrder(lines []sshdLine) string {
 			if l.Key == w.Key && !strings.EqualFold(l.Value, w.Value) {
 				return fmt.Sprintf("%s:%d sets %s %s inside a Match block, which overrides the drop-in for every connection "+
 					"the block matches; remove that line (or make it %s %s) and plan again",
-					l.File, l.Line, canonicalKey(w.Key), l.Value, canonicalKey(w.Key), w.Value)
+					l.File, l.Line, sshdCanonicalKey(w.Key), l.Value, sshdCanonicalKey(w.Key), w.Value)
 			}
 		}
 	}
 	return ""
 }
 
-// canonicalKey is the keyword as the documentation spells it.
-func canonicalKey(k string) string {
+// sshdCanonicalKey is the keyword as the documentation spells it.
+func sshdCanonicalKey(k string) string {
 	for _, line := range strings.Split(assets.SSHDDropin(), "\n") {
 		line = strings.TrimSpace(line)
 		if f := strings.Fields(line); len(f) > 0 && strings.EqualFold(f[0], k) {
@@ -362,21 +344,21 @@ func canonicalKey(k string) string {
 
 // ---- who the operator is, and what proves their key works ----
 
-// sshConn is the SSH_CONNECTION of the session the tool runs in: "client-ip client-port server-ip server-port".
-type sshConn struct{ ClientIP, ClientPort, ServerIP, ServerPort string }
+// sshConnection is the SSH_CONNECTION of the session the tool runs in: "client-ip client-port server-ip server-port".
+type sshConnection struct{ ClientIP, ClientPort, ServerIP, ServerPort string }
 
-func parseSSHConnection(s string) (sshConn, bool) {
+func parseSSHConnection(s string) (sshConnection, bool) {
 	f := strings.Fields(s)
 	if len(f) != 4 {
-		return sshConn{}, false
+		return sshConnection{}, false
 	}
-	return sshConn{f[0], f[1], f[2], f[3]}, true
+	return sshConnection{f[0], f[1], f[2], f[3]}, true
 }
 
-// sessionEnv finds an environment variable of the SSH session the tool was started from: its own
+// sshSessionEnv finds an environment variable of the SSH session the tool was started from: its own
 // environment, else that of its parent processes (sudo drops SSH_CONNECTION and SSH_AUTH_SOCK, but the
 // login shell that ran sudo still has them). It returns the value and where it was found.
-func sessionEnv(h *system.Host, key string) (string, string) {
+func sshSessionEnv(h *system.Host, key string) (string, string) {
 	if v := h.Getenv(key); v != "" {
 		return v, "environment"
 	}
@@ -411,35 +393,35 @@ func sessionEnv(h *system.Host, key string) (string, string) {
 	return "", ""
 }
 
-// passwdEntry is one getent passwd line.
-type passwdEntry struct {
+// sshPasswd is one getent passwd line.
+type sshPasswd struct {
 	Name string
 	UID  int
 	Home string
 }
 
-func getentPasswd(ctx context.Context, h *system.Host, key string) (passwdEntry, bool, error) {
+func sshGetentPasswd(ctx context.Context, h *system.Host, key string) (sshPasswd, bool, error) {
 	out, err := h.ReadCmd(ctx, system.Cmd{Argv: []string{"getent", "passwd", key}, Timeout: sshdTimeout})
 	if err != nil {
 		if system.ExitCode(err) == 2 { // getent: key not found
-			return passwdEntry{}, false, nil
+			return sshPasswd{}, false, nil
 		}
-		return passwdEntry{}, false, fmt.Errorf("getent passwd %s: %s", key, cmdOutput(err))
+		return sshPasswd{}, false, fmt.Errorf("getent passwd %s: %s", key, cmdOutput(err))
 	}
 	f := strings.Split(strings.TrimSpace(firstLine(string(out))), ":")
 	if len(f) < 7 {
-		return passwdEntry{}, false, fmt.Errorf("getent passwd %s printed %q", key, strings.TrimSpace(string(out)))
+		return sshPasswd{}, false, fmt.Errorf("getent passwd %s printed %q", key, strings.TrimSpace(string(out)))
 	}
 	uid, err := strconv.Atoi(f[2])
 	if err != nil {
-		return passwdEntry{}, false, fmt.Errorf("getent passwd %s: uid %q", key, f[2])
+		return sshPasswd{}, false, fmt.Errorf("getent passwd %s: uid %q", key, f[2])
 	}
-	return passwdEntry{Name: f[0], UID: uid, Home: f[5]}, true, nil
+	return sshPasswd{Name: f[0], UID: uid, Home: f[5]}, true, nil
 }
 
-// adminUser finds the admin user: answers admin_user, else SUDO_USER, else the owner of this login session
+// sshAdminUser finds the admin user: answers admin_user, else SUDO_USER, else the owner of this login session
 // (its audit login uid, which survives sudo and su), else the only non-root member of group sudo.
-func adminUser(ctx context.Context, h *system.Host, a Answers) (name, how string) {
+func sshAdminUser(ctx context.Context, h *system.Host, a Answers) (name, how string) {
 	if a.AdminUser != "" {
 		return a.AdminUser, "admin_user in the answers"
 	}
@@ -448,7 +430,7 @@ func adminUser(ctx context.Context, h *system.Host, a Answers) (name, how string
 	}
 	if b, err := h.ReadFile("/proc/self/loginuid"); err == nil {
 		if uid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && uid > 0 && uid != 4294967295 {
-			if e, ok, _ := getentPasswd(ctx, h, strconv.Itoa(uid)); ok && e.UID != 0 {
+			if e, ok, _ := sshGetentPasswd(ctx, h, strconv.Itoa(uid)); ok && e.UID != 0 {
 				return e.Name, "the owner of this login session"
 			}
 		}
@@ -470,8 +452,8 @@ func adminUser(ctx context.Context, h *system.Host, a Answers) (name, how string
 	return "", ""
 }
 
-// canSudo reports whether user can administer the machine once root logins are off, and how we know.
-func canSudo(ctx context.Context, h *system.Host, user string) (bool, string) {
+// sshCanSudo reports whether user can administer the machine once root logins are off, and how we know.
+func sshCanSudo(ctx context.Context, h *system.Host, user string) (bool, string) {
 	if out, err := h.ReadCmd(ctx, system.Cmd{Argv: []string{"id", "-nG", user}, Timeout: sshdTimeout}); err == nil {
 		for _, g := range strings.Fields(string(out)) {
 			if g == "sudo" {
@@ -487,7 +469,7 @@ func canSudo(ctx context.Context, h *system.Host, user string) (bool, string) {
 }
 
 // authorizedKeyFiles expands sshd's AuthorizedKeysFile for a user (%h, %u, %U, %%; relative to home).
-func authorizedKeyFiles(eff sshdEffective, u passwdEntry) []string {
+func authorizedKeyFiles(eff sshdEffective, u sshPasswd) []string {
 	spec := eff["authorizedkeysfile"]
 	var files []string
 	for _, v := range spec {
@@ -544,25 +526,25 @@ func parseAcceptedLogins(log string, syslog bool) []acceptedLogin {
 
 // sshdLog reads what sshd logged: the journal of ssh.service, else /var/log/auth.log.
 func sshdLog(ctx context.Context, h *system.Host) (string, string) {
-	argv := []string{"journalctl", "-u", sshdUnit, "--no-pager", "-o", "cat", "-n", journalLines}
+	argv := []string{"journalctl", "-u", sshdUnit, "--no-pager", "-o", "cat", "-n", sshJournalLines}
 	out, err := h.ReadCmd(ctx, system.Cmd{Argv: argv, Timeout: sshdTimeout})
 	if err == nil && len(out) > 0 {
 		return string(out), "the journal of " + sshdUnit
 	}
-	if b, err := h.ReadFile(authLog); err == nil {
-		return string(b), authLog
+	if b, err := h.ReadFile(sshAuthLog); err == nil {
+		return string(b), sshAuthLog
 	}
 	return "", ""
 }
 
-// currentConn is the SSH connection the tool runs in, when it runs in one.
-func currentConn(h *system.Host) (sshConn, bool) {
-	v, _ := sessionEnv(h, "SSH_CONNECTION")
+// sshCurrentConn is the SSH connection the tool runs in, when it runs in one.
+func sshCurrentConn(h *system.Host) (sshConnection, bool) {
+	v, _ := sshSessionEnv(h, "SSH_CONNECTION")
 	return parseSSHConnection(v)
 }
 
-// keyEvidence is what authorizes a user's key logins and what shows one worked.
-type keyEvidence struct {
+// sshKeyEvidence is what authorizes a user's key logins and what shows one worked.
+type sshKeyEvidence struct {
 	KeyFiles  []string
 	Keys      []system.AuthorizedKey
 	Login     *acceptedLogin // a publickey login for the user with one of Keys; nil when none was logged
@@ -572,10 +554,10 @@ type keyEvidence struct {
 	Notes     []string
 }
 
-// findKeyEvidence reads the user's authorized keys (AuthorizedKeysFile as sshd resolves it for them) and
+// findSSHKeyEvidence reads the user's authorized keys (AuthorizedKeysFile as sshd resolves it for them) and
 // the sshd log's key logins for the user that used one of those keys.
-func findKeyEvidence(ctx context.Context, h *system.Host, u passwdEntry, ueff sshdEffective, conn sshConn, hasConn bool) keyEvidence {
-	var ev keyEvidence
+func findSSHKeyEvidence(ctx context.Context, h *system.Host, u sshPasswd, ueff sshdEffective, conn sshConnection, hasConn bool) sshKeyEvidence {
+	var ev sshKeyEvidence
 	ev.KeyFiles = authorizedKeyFiles(ueff, u)
 	for _, f := range ev.KeyFiles {
 		b, err := h.ReadFile(f)
@@ -603,7 +585,7 @@ func findKeyEvidence(ctx context.Context, h *system.Host, u passwdEntry, ueff ss
 	}
 	log, src := sshdLog(ctx, h)
 	ev.LogSource = src
-	for _, l := range parseAcceptedLogins(log, src == authLog) {
+	for _, l := range parseAcceptedLogins(log, src == sshAuthLog) {
 		if l.User != u.Name {
 			continue
 		}
@@ -620,9 +602,9 @@ func findKeyEvidence(ctx context.Context, h *system.Host, u passwdEntry, ueff ss
 	return ev
 }
 
-// adminAddr is where the admin connects from, for `sshd -T -C`: this session's client, else a single
+// sshAdminAddr is where the admin connects from, for `sshd -T -C`: this session's client, else a single
 // admin_source address, else the address of the key login that was seen.
-func adminAddr(conn sshConn, hasConn bool, a Answers, login *acceptedLogin) string {
+func sshAdminAddr(conn sshConnection, hasConn bool, a Answers, login *acceptedLogin) string {
 	if hasConn {
 		return conn.ClientIP
 	}
@@ -637,17 +619,17 @@ func adminAddr(conn sshConn, hasConn bool, a Answers, login *acceptedLogin) stri
 	return ""
 }
 
-func matchSpec(user, addr string) string {
+func sshMatchSpec(user, addr string) string {
 	if user == "" || addr == "" {
 		return ""
 	}
 	return fmt.Sprintf("user=%s,host=%s,addr=%s", user, addr, addr)
 }
 
-// userEffective is the configuration sshd applies to user's connections from addr (Match blocks), or the
+// sshUserEffective is the configuration sshd applies to user's connections from addr (Match blocks), or the
 // global one when there are no Match blocks or no address to ask about.
-func userEffective(ctx context.Context, h *system.Host, global sshdEffective, match bool, user, addr string) sshdEffective {
-	if spec := matchSpec(user, addr); match && spec != "" {
+func sshUserEffective(ctx context.Context, h *system.Host, global sshdEffective, match bool, user, addr string) sshdEffective {
+	if spec := sshMatchSpec(user, addr); match && spec != "" {
 		if e, err := readEffective(ctx, h, spec); err == nil {
 			return e
 		}
@@ -655,16 +637,16 @@ func userEffective(ctx context.Context, h *system.Host, global sshdEffective, ma
 	return global
 }
 
-// sshGuard is what the lockout guard found: Blocked (one sentence) or Risk, and notes for the operator.
+// sshGuard is what the lockout sshGuardCheck found: Blocked (one sentence) or Risk, and notes for the operator.
 type sshGuard struct {
-	keyEvidence
+	sshKeyEvidence
 	Blocked, Risk string
 	Notes         []string
 }
 
-// keyCommands are the profile's commands to create and install a key, for user at the VM's address.
-func keyCommands(user, vmIP string) []string {
-	vmIP = orDefault(vmIP, "<vm-ip>")
+// sshKeyCommands are the profile's commands to create and install a key, for user at the VM's address.
+func sshKeyCommands(user, vmIP string) []string {
+	vmIP = sshOr(vmIP, "<vm-ip>")
 	return []string{
 		`On your own machine: ssh-keygen -t ed25519 -C "openclaw-vm" -f ~/.ssh/openclaw_vm`,
 		fmt.Sprintf("Then: ssh-copy-id -i ~/.ssh/openclaw_vm.pub %s@%s", user, vmIP),
@@ -672,11 +654,11 @@ func keyCommands(user, vmIP string) []string {
 	}
 }
 
-// guard is the lockout pre-flight: the admin user is non-root, can sudo and has a key (else Blocked), and a
+// sshGuardCheck is the lockout pre-flight: the admin user is non-root, can sudo and has a key (else Blocked), and a
 // key login for them with one of those keys was seen (else Risk).
-func guard(ctx context.Context, h *system.Host, a Answers, eff sshdEffective, match bool, user, how string) (sshGuard, error) {
+func sshGuardCheck(ctx context.Context, h *system.Host, a Answers, eff sshdEffective, match bool, user, how string) (sshGuard, error) {
 	var g sshGuard
-	conn, hasConn := currentConn(h)
+	conn, hasConn := sshCurrentConn(h)
 	vmIP := ""
 	if hasConn {
 		vmIP = conn.ServerIP
@@ -686,7 +668,7 @@ func guard(ctx context.Context, h *system.Host, a Answers, eff sshdEffective, ma
 			"set admin_user in the answers to the non-root sudo user you log in as, and plan again"
 		return g, nil
 	}
-	e, ok, err := getentPasswd(ctx, h, user)
+	e, ok, err := sshGetentPasswd(ctx, h, user)
 	if err != nil {
 		return g, err
 	}
@@ -699,20 +681,20 @@ func guard(ctx context.Context, h *system.Host, a Answers, eff sshdEffective, ma
 			"log in as a non-root sudo user (or set admin_user) and plan again", user, how)
 		return g, nil
 	}
-	sudo, sudoHow := canSudo(ctx, h, user)
+	sudo, sudoHow := sshCanSudo(ctx, h, user)
 	if !sudo {
 		g.Blocked = fmt.Sprintf("the admin user %s cannot use sudo, so with root logins off nobody could administer this machine; "+
 			"run \"usermod -aG sudo %s\" and plan again", user, user)
 		return g, nil
 	}
-	ueff := userEffective(ctx, h, eff, match, user, adminAddr(conn, hasConn, a, nil))
-	g.keyEvidence = findKeyEvidence(ctx, h, e, ueff, conn, hasConn)
+	ueff := sshUserEffective(ctx, h, eff, match, user, sshAdminAddr(conn, hasConn, a, nil))
+	g.sshKeyEvidence = findSSHKeyEvidence(ctx, h, e, ueff, conn, hasConn)
 	g.Notes = append(g.Notes, fmt.Sprintf("Admin user: %s (found via %s; %s).", user, how, sudoHow))
-	g.Notes = append(g.Notes, g.keyEvidence.Notes...)
+	g.Notes = append(g.Notes, g.sshKeyEvidence.Notes...)
 	if len(g.Keys) == 0 {
 		g.Blocked = fmt.Sprintf("%s has no SSH key in %s, so switching passwords off would lock everyone out; "+
 			"add a key with the commands below, log in with it, and plan again", user, strings.Join(g.KeyFiles, " or "))
-		g.Notes = append(g.Notes, keyCommands(user, vmIP)...)
+		g.Notes = append(g.Notes, sshKeyCommands(user, vmIP)...)
 		return g, nil
 	}
 	labels := make([]string, len(g.Keys))
@@ -734,12 +716,12 @@ func guard(ctx context.Context, h *system.Host, a Answers, eff sshdEffective, ma
 		}
 		g.Risk = fmt.Sprintf("no key login for %s has been seen; if the key does not work you will be locked out once passwords are off", user)
 		g.Notes = append(g.Notes, fmt.Sprintf("To remove this risk, log in as %s with the key (ssh -i ~/.ssh/openclaw_vm %s@%s) and run this step from that session.",
-			user, user, orDefault(vmIP, "<vm-ip>")))
+			user, user, sshOr(vmIP, "<vm-ip>")))
 	}
 	return g, nil
 }
 
-func orDefault(s, d string) string {
+func sshOr(s, d string) string {
 	if s == "" {
 		return d
 	}
@@ -757,9 +739,9 @@ type sshPlan struct {
 	AdminUser string
 }
 
-// validateArgv checks the new drop-in on its own, with this machine's host keys so a fragment without
+// sshValidateArgv checks the new drop-in on its own, with this machine's host keys so a fragment without
 // HostKey lines does not fail for want of one.
-func validateArgv(eff sshdEffective) []string {
+func sshValidateArgv(eff sshdEffective) []string {
 	argv := []string{"sshd", "-t", "-f", "%s"}
 	for _, k := range eff["hostkey"] {
 		argv = append(argv, "-o", "HostKey="+k)
@@ -767,14 +749,14 @@ func validateArgv(eff sshdEffective) []string {
 	return argv
 }
 
-var grepKeys = "sudo sshd -T | grep -Ei '^(passwordauthentication|kbdinteractiveauthentication|permitrootlogin|pubkeyauthentication) '"
+var sshGrepKeys = "sudo sshd -T | grep -Ei '^(passwordauthentication|kbdinteractiveauthentication|permitrootlogin|pubkeyauthentication) '"
 
 func sshCommands(content string) []string {
 	return []string{
 		"sudo tee " + sshdDropinPath + " >/dev/null <<'EOF'\n" + content + "EOF",
 		"sudo sshd -t",
 		"sudo systemctl reload " + sshdUnit,
-		grepKeys,
+		sshGrepKeys,
 	}
 }
 
@@ -798,51 +780,51 @@ func (s SSHStep) Plan(ctx context.Context, h *system.Host, a Answers) (Plan, err
 	if err != nil {
 		return p, err
 	}
-	sp := sshPlan{Content: content, Validate: validateArgv(eff), Write: before != content}
+	sp := sshPlan{Content: content, Validate: sshValidateArgv(eff), Write: before != content}
 	file := Change{Target: sshdDropinPath, Kind: "file", Before: before, After: content, Validate: sp.Validate, Mode: 0o644,
 		Warning: "ends password, keyboard-interactive and root logins over SSH; open sessions stay up"}
 	effChange := Change{Target: "sshd effective settings (sshd -T)", Kind: "setting", Before: renderEffective(eff), After: renderWanted()}
 	p.Changes = []Change{file, effChange}
-	if order := checkConfigOrder(cfg.Lines); order != "" {
+	if order := checkSSHDConfigOrder(cfg.Lines); order != "" {
 		p.Blocked = order
 		if strings.Contains(order, "does not include") {
-			p.Notes = append(p.Notes, "To fix it: "+includeFix)
+			p.Notes = append(p.Notes, "To fix it: "+sshIncludeFix)
 		}
 	}
 
-	user, how := adminUser(ctx, h, a)
-	conn, hasConn := currentConn(h)
+	user, how := sshAdminUser(ctx, h, a)
+	conn, hasConn := sshCurrentConn(h)
 	if cfg.Match {
-		if spec := matchSpec(user, adminAddr(conn, hasConn, a, nil)); spec != "" {
+		if spec := sshMatchSpec(user, sshAdminAddr(conn, hasConn, a, nil)); spec != "" {
 			ue, err := readEffective(ctx, h, spec)
 			if err != nil {
 				return p, err
 			}
 			p.Changes = append(p.Changes, Change{Target: "sshd effective settings for " + spec + " (sshd -T -C)", Kind: "setting",
 				Before: renderEffective(ue), After: renderWanted()})
-			p.Commands = append(p.Commands, strings.Replace(grepKeys, "sshd -T", "sshd -T -C "+spec, 1))
+			p.Commands = append(p.Commands, strings.Replace(sshGrepKeys, "sshd -T", "sshd -T -C "+spec, 1))
 		}
 		p.Notes = append(p.Notes, "The sshd configuration has Match blocks; the effective values were also read for the admin's connection (sshd -T -C).")
 	}
 	// Files and effective values already right: is the running daemon behind them (not reloaded)?
 	if p.Empty() && p.Blocked == "" {
-		probeUser := orDefault(user, "root")
+		probeUser := sshOr(user, "root")
 		probe, err := s.ssh().ProbeAuth(ctx, h, sshTarget(h, eff), probeUser)
 		switch {
 		case err != nil:
 			p.Notes = append(p.Notes, fmt.Sprintf("Could not ask the running sshd which logins it offers (%v); verification will try again.", err))
-		case probe.NoneAccepted || !onlyPublickey(probe.Methods):
+		case probe.NoneAccepted || !sshOnlyPublickey(probe.Methods):
 			sp.Reload = true
 			p.Changes = append(p.Changes, Change{Target: sshdUnit + " (the running sshd)", Kind: "service",
-				Before: "offers " + probeUser + ": " + describeMethods(probe) + "\n", After: "offers " + probeUser + ": publickey\n",
+				Before: "offers " + probeUser + ": " + sshDescribeMethods(probe) + "\n", After: "offers " + probeUser + ": publickey\n",
 				Warning: "the files are right but the running sshd was not reloaded since they changed"})
 		}
 	}
 	sp.Reload = sp.Reload || sp.Write
 	sp.AdminUser = user
 	if !p.Empty() && p.Blocked == "" {
-		// Something will change: the lockout guard decides whether it may.
-		g, err := guard(ctx, h, a, eff, cfg.Match, user, how)
+		// Something will change: the lockout sshGuardCheck decides whether it may.
+		g, err := sshGuardCheck(ctx, h, a, eff, cfg.Match, user, how)
 		if err != nil {
 			return p, err
 		}
@@ -864,11 +846,11 @@ func (s SSHStep) Plan(ctx context.Context, h *system.Host, a Answers) (Plan, err
 	return p, nil
 }
 
-func onlyPublickey(methods []string) bool {
+func sshOnlyPublickey(methods []string) bool {
 	return len(methods) == 1 && methods[0] == "publickey"
 }
 
-func describeMethods(p system.SSHAuthProbe) string {
+func sshDescribeMethods(p system.SSHAuthProbe) string {
 	if p.NoneAccepted {
 		return "no authentication at all"
 	}
@@ -880,7 +862,7 @@ func describeMethods(p system.SSHAuthProbe) string {
 
 // sshTarget is where the running sshd can be reached from this machine, with its host keys pinned.
 func sshTarget(h *system.Host, eff sshdEffective) system.SSHTarget {
-	port := orDefault(eff.get("port"), "22")
+	port := sshOr(eff.get("port"), "22")
 	addr := net.JoinHostPort("127.0.0.1", port)
 	if las := eff["listenaddress"]; len(las) > 0 {
 		addr = ""
@@ -969,8 +951,8 @@ func (SSHStep) Apply(ctx context.Context, h *system.Host, p Plan) error {
 
 // ---- verify ----
 
-// retryConn retries fn while sshd does not answer (a reload briefly refuses new connections).
-func retryConn(ctx context.Context, fn func() error) error {
+// sshRetry retries fn while sshd does not answer (a reload briefly refuses new connections).
+func sshRetry(ctx context.Context, fn func() error) error {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		err := fn()
@@ -1010,13 +992,13 @@ func (s SSHStep) Verify(ctx context.Context, h *system.Host, a Answers) []Check 
 	}
 	cs = append(cs, dropin)
 
-	user, _ := adminUser(ctx, h, a)
-	conn, hasConn := currentConn(h)
+	user, _ := sshAdminUser(ctx, h, a)
+	conn, hasConn := sshCurrentConn(h)
 	specs := []string{""}
 	if cfg, err := readSSHDConfig(h); err == nil && cfg.Match {
-		addr := adminAddr(conn, hasConn, a, nil)
+		addr := sshAdminAddr(conn, hasConn, a, nil)
 		for _, u := range []string{user, "root"} {
-			if spec := matchSpec(u, addr); spec != "" {
+			if spec := sshMatchSpec(u, addr); spec != "" {
 				specs = append(specs, spec)
 			}
 		}
@@ -1030,7 +1012,7 @@ func (s SSHStep) Verify(ctx context.Context, h *system.Host, a Answers) []Check 
 		}
 	}
 	for _, w := range wantedSSHD() {
-		c := Check{ID: "step0.effective." + w.Key, Name: canonicalKey(w.Key) + " (effective, sshd -T)", Expect: w.Value, OK: true}
+		c := Check{ID: "step0.effective." + w.Key, Name: sshdCanonicalKey(w.Key) + " (effective, sshd -T)", Expect: w.Value, OK: true}
 		var got, bad []string
 		for _, spec := range specs {
 			e, ok := effs[spec]
@@ -1045,7 +1027,7 @@ func (s SSHStep) Verify(ctx context.Context, h *system.Host, a Answers) []Check 
 			}
 			if !strings.EqualFold(v, w.Value) {
 				c.OK = false
-				bad = append(bad, orDefault(spec, "globally")+" it is "+orDefault(v, "unset"))
+				bad = append(bad, sshOr(spec, "globally")+" it is "+sshOr(v, "unset"))
 			}
 		}
 		c.Got = strings.Join(got, "; ")
@@ -1060,10 +1042,10 @@ func (s SSHStep) Verify(ctx context.Context, h *system.Host, a Answers) []Check 
 	if len(t.HostKeys) == 0 {
 		pinned = "host key not pinned: no readable .pub of the HostKey files"
 	}
-	probeUser := orDefault(user, "root")
+	probeUser := sshOr(user, "root")
 	methods := Check{ID: "step0.client.methods", Name: fmt.Sprintf("logins offered to %s at %s", probeUser, t.Addr), Expect: "publickey only"}
 	var probe system.SSHAuthProbe
-	err = retryConn(ctx, func() error {
+	err = sshRetry(ctx, func() error {
 		var e error
 		probe, e = s.ssh().ProbeAuth(ctx, h, t, probeUser)
 		return e
@@ -1072,8 +1054,8 @@ func (s SSHStep) Verify(ctx context.Context, h *system.Host, a Answers) []Check 
 	case err != nil:
 		methods.Got, methods.Reason = "no answer", err.Error()
 	default:
-		methods.Got = describeMethods(probe)
-		methods.OK = !probe.NoneAccepted && onlyPublickey(probe.Methods)
+		methods.Got = sshDescribeMethods(probe)
+		methods.OK = !probe.NoneAccepted && sshOnlyPublickey(probe.Methods)
 		if !methods.OK {
 			methods.Reason = "the running sshd still accepts more than keys; reload it (systemctl reload ssh.service) or apply Step 0"
 		}
@@ -1096,7 +1078,7 @@ func (s SSHStep) Verify(ctx context.Context, h *system.Host, a Answers) []Check 
 			tried = fmt.Sprintf("a throwaway key and %d key(s) from this session's ssh-agent", agentKeys.Len())
 		}
 		var offered []string
-		err = retryConn(ctx, func() error {
+		err = sshRetry(ctx, func() error {
 			var e error
 			offered, e = s.ssh().Login(ctx, h, t, "root", keys)
 			return e
@@ -1106,7 +1088,7 @@ func (s SSHStep) Verify(ctx context.Context, h *system.Host, a Answers) []Check 
 			root.Got, root.Reason = "logged in as root with "+tried, "root can still log in over SSH; PermitRootLogin is not in force in the running sshd"
 		case !errors.Is(err, system.ErrSSHAuthRefused):
 			root.Got, root.Reason = "no answer", err.Error()
-		case !onlyPublickey(offered):
+		case !sshOnlyPublickey(offered):
 			root.Got = "refused, but root is offered " + strings.Join(offered, ", ")
 			root.Reason = "a password prompt for root means root password logins may still work"
 		default:
@@ -1121,7 +1103,7 @@ func (s SSHStep) Verify(ctx context.Context, h *system.Host, a Answers) []Check 
 
 // agent connects to the ssh-agent of the session the tool runs in, when it forwarded one.
 func (s SSHStep) agent(h *system.Host) (system.SSHKeySet, func(), error) {
-	sock, _ := sessionEnv(h, "SSH_AUTH_SOCK")
+	sock, _ := sshSessionEnv(h, "SSH_AUTH_SOCK")
 	if sock == "" {
 		return system.SSHKeySet{}, func() {}, errors.New("SSH_AUTH_SOCK is not set (no agent forwarded: connect with ssh -A to let the tool try the key)")
 	}
@@ -1140,7 +1122,7 @@ func (s SSHStep) keyLoginCheck(ctx context.Context, h *system.Host, a Answers, e
 	}
 	c.Name = user + " key login"
 	if agentKeys.Len() > 0 {
-		err := retryConn(ctx, func() error {
+		err := sshRetry(ctx, func() error {
 			_, e := s.ssh().Login(ctx, h, t, user, agentKeys)
 			return e
 		})
@@ -1151,22 +1133,22 @@ func (s SSHStep) keyLoginCheck(ctx context.Context, h *system.Host, a Answers, e
 		c.Got, c.Reason = "failed with the ssh-agent's keys ("+strings.Join(agentKeys.Fingerprints(), ", ")+")", err.Error()
 		return c
 	}
-	e, ok, err := getentPasswd(ctx, h, user)
+	e, ok, err := sshGetentPasswd(ctx, h, user)
 	if err != nil || !ok {
 		c.Got, c.Reason = "unknown user", fmt.Sprintf("the admin user %s cannot be looked up: %v", user, err)
 		return c
 	}
-	conn, hasConn := currentConn(h)
+	conn, hasConn := sshCurrentConn(h)
 	match := false
 	if cfg, err := readSSHDConfig(h); err == nil {
 		match = cfg.Match
 	}
-	ev := findKeyEvidence(ctx, h, e, userEffective(ctx, h, eff, match, user, adminAddr(conn, hasConn, a, nil)), conn, hasConn)
+	ev := findSSHKeyEvidence(ctx, h, e, sshUserEffective(ctx, h, eff, match, user, sshAdminAddr(conn, hasConn, a, nil)), conn, hasConn)
 	switch {
 	case len(ev.Keys) == 0:
 		c.Got, c.Reason = "no key in "+strings.Join(ev.KeyFiles, " or "), user+" has no authorized key: nobody can log in as "+user
 	case ev.Login == nil:
-		c.Got = "not tried, and no key login seen in " + orDefault(ev.LogSource, "any sshd log")
+		c.Got = "not tried, and no key login seen in " + sshOr(ev.LogSource, "any sshd log")
 		c.Reason = fmt.Sprintf("no key available to the tool (%v), and no key login for %s was logged", agentErr, user)
 	default:
 		c.Got = fmt.Sprintf("not tried (no key available to the tool: %v); relied on %s: %q, with a key still authorized", agentErr, ev.LogSource, ev.Login.Text)

@@ -216,7 +216,7 @@ func TestStep0PlanCloudInitPasswords(t *testing.T) {
 		t.Errorf("no note naming the file that turns passwords on: %q", p.Notes)
 	}
 	if !noteWith(p, "this session logged in with a key") || !noteWith(p, "port 50522") {
-		t.Errorf("the guard did not recognise this session's key login: %q", p.Notes)
+		t.Errorf("the sshGuardCheck did not recognise this session's key login: %q", p.Notes)
 	}
 	if !strings.HasPrefix(strings.Join(file.Validate, " "), "sshd -t -f %s -o HostKey=/etc/ssh/ssh_host_rsa_key") {
 		t.Errorf("validate argv %q", file.Validate)
@@ -339,23 +339,23 @@ func TestStep0AdminUserResolution(t *testing.T) {
 	w.runner.Set("getent passwd ops", system.FakeResponse{Stdout: "ops:x:1001:1001::/home/ops:/bin/bash\n"})
 	w.runner.Set("getent passwd 1001", system.FakeResponse{Stdout: "ops:x:1001:1001::/home/ops:/bin/bash\n"})
 	ctx := context.Background()
-	if u, how := adminUser(ctx, w.host, Answers{AdminUser: "ops"}); u != "ops" || !strings.Contains(how, "admin_user") {
+	if u, how := sshAdminUser(ctx, w.host, Answers{AdminUser: "ops"}); u != "ops" || !strings.Contains(how, "admin_user") {
 		t.Errorf("answers: %q %q", u, how)
 	}
-	if u, how := adminUser(ctx, w.host, Answers{}); u != "admin" || !strings.Contains(how, "SUDO_USER") {
+	if u, how := sshAdminUser(ctx, w.host, Answers{}); u != "admin" || !strings.Contains(how, "SUDO_USER") {
 		t.Errorf("SUDO_USER: %q %q", u, how)
 	}
 	w.env["SUDO_USER"] = "root"
 	w.write(t, "/proc/self/loginuid", "1001")
-	if u, how := adminUser(ctx, w.host, Answers{}); u != "ops" || !strings.Contains(how, "login session") {
+	if u, how := sshAdminUser(ctx, w.host, Answers{}); u != "ops" || !strings.Contains(how, "login session") {
 		t.Errorf("loginuid: %q %q", u, how)
 	}
 	w.write(t, "/proc/self/loginuid", "4294967295")
-	if u, how := adminUser(ctx, w.host, Answers{}); u != "admin" || !strings.Contains(how, "only member of group sudo") {
+	if u, how := sshAdminUser(ctx, w.host, Answers{}); u != "admin" || !strings.Contains(how, "only member of group sudo") {
 		t.Errorf("group sudo: %q %q", u, how)
 	}
 	w.runner.Set("getent group sudo", system.FakeResponse{Stdout: "sudo:x:27:admin,ops\n"})
-	if u, _ := adminUser(ctx, w.host, Answers{}); u != "" {
+	if u, _ := sshAdminUser(ctx, w.host, Answers{}); u != "" {
 		t.Errorf("two sudo members: %q, want none", u)
 	}
 	p := w.plan(t, Answers{})
@@ -387,9 +387,9 @@ func TestStep0SessionFromParentProcess(t *testing.T) {
 	w.write(t, fmt.Sprintf("/proc/%d/environ", ppid), "PATH=/usr/bin\x00USER=root\x00")
 	w.write(t, fmt.Sprintf("/proc/%d/stat", ppid), fmt.Sprintf("%d (sudo) S 4242 1 1 0", ppid))
 	w.write(t, "/proc/4242/environ", "SHELL=/bin/bash\x00SSH_CONNECTION="+thisSession+"\x00")
-	v, where := sessionEnv(w.host, "SSH_CONNECTION")
+	v, where := sshSessionEnv(w.host, "SSH_CONNECTION")
 	if v != thisSession || where != "process 4242" {
-		t.Fatalf("sessionEnv = %q from %q", v, where)
+		t.Fatalf("sshSessionEnv = %q from %q", v, where)
 	}
 	if p := w.plan(t, Defaults()); !noteWith(p, "this session logged in with a key") {
 		t.Errorf("notes %q", p.Notes)
@@ -461,7 +461,7 @@ func TestStep0ConfigOrderRefusals(t *testing.T) {
 func TestStep0NoChangesWhenHardened(t *testing.T) {
 	w := newStep0World(t)
 	w.harden(t)
-	// Even without a key the guard is not consulted: nothing will change.
+	// Even without a key the sshGuardCheck is not consulted: nothing will change.
 	os.Remove(filepath.Join(w.root, "home/admin/.ssh/authorized_keys"))
 	p := w.plan(t, Defaults())
 	if !p.Empty() || p.Summary() != "No changes" || p.Blocked != "" || p.Risk != "" {
@@ -787,7 +787,7 @@ func TestSSHDKeyValueAndTarget(t *testing.T) {
 			t.Errorf("sshTarget(%q) = %s, want %s", las, got, want)
 		}
 	}
-	u := passwdEntry{Name: "admin", UID: 1000, Home: "/home/admin"}
+	u := sshPasswd{Name: "admin", UID: 1000, Home: "/home/admin"}
 	files := authorizedKeyFiles(parseSSHDEffective("authorizedkeysfile .ssh/authorized_keys /etc/ssh/keys/%u %h/k%%%U\n"), u)
 	if strings.Join(files, " ") != "/home/admin/.ssh/authorized_keys /etc/ssh/keys/admin /home/admin/k%1000" {
 		t.Errorf("authorizedKeyFiles = %q", files)
