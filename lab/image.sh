@@ -12,7 +12,7 @@
 #   recipe.sha256 timings.txt ok
 #
 # The cache key is the sha256 of this script: everything the image contains is written here.
-# Needs root and Debian packages: debootstrap e2fsprogs openssh-client openssl gnupg dpkg-dev.
+# Needs root and Debian packages: debootstrap e2fsprogs openssh-client openssl gnupg dpkg-dev qemu-system-x86.
 set -euo pipefail
 export LC_ALL=C
 
@@ -38,7 +38,7 @@ phase() { # phase NAME: log the time the previous phase took and start a new one
 }
 
 [ "$(id -u)" = 0 ] || { echo "lab/image.sh: must run as root (debootstrap, chroot, mkfs)" >&2; exit 2; }
-for tool in debootstrap mkfs.ext4 ssh-keygen openssl gpg dpkg-deb dpkg-scanpackages flock; do
+for tool in debootstrap mkfs.ext4 debugfs qemu-system-x86_64 timeout ssh-keygen openssl gpg dpkg-deb dpkg-scanpackages flock; do
 	command -v "$tool" >/dev/null || { echo "lab/image.sh: missing $tool (run lab/run.sh, which installs the lab's packages)" >&2; exit 2; }
 done
 
@@ -219,6 +219,41 @@ echo 'root:x:0:' >"$bb/etc/group"
 mkdir -p "$rootfs/opt/lab"
 tar -C "$bb" --numeric-owner -cf "$rootfs/opt/lab/busybox-rootfs.tar" .
 rm -rf "$bb"
+# Warm-up: the image boots once at build time (no network), so every lab boot finds the AppArmor profile
+# cache compiled, Docker's state initialized and the busybox image imported; then it powers off.
+cat >"$rootfs/usr/local/sbin/lab-warmup" <<'WARMUP'
+#!/bin/sh
+echo "lab-warmup: waiting for docker"
+i=0
+while ! docker info >/dev/null 2>&1; do
+	i=$((i + 1)); [ $i -gt 600 ] && { echo "lab-warmup: docker never came up"; exit 1; }
+	sleep 1
+done
+docker image inspect lab/busybox >/dev/null 2>&1 || docker import /opt/lab/busybox-rootfs.tar lab/busybox
+docker run --rm lab/busybox true || exit 1
+systemctl disable lab-warmup.service
+rm -f /etc/systemd/system/lab-warmup.service /usr/local/sbin/lab-warmup
+echo "$(date -u) $(cat /proc/sys/kernel/random/boot_id)" >/var/lib/lab-warmup.done
+sync
+echo "lab-warmup: done"
+systemctl --no-block poweroff
+WARMUP
+chmod 0755 "$rootfs/usr/local/sbin/lab-warmup"
+cat >"$rootfs/etc/systemd/system/lab-warmup.service" <<'UNIT'
+[Unit]
+Description=openclaw-harden lab image warm-up (runs once, at image build time)
+Wants=docker.service
+After=docker.service multi-user.target
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/lab-warmup
+StandardOutput=journal+console
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+in_root systemctl enable lab-warmup.service >/dev/null 2>&1
 rm -f "$rootfs/usr/sbin/policy-rc.d"
 cp "$rootfs"/boot/vmlinuz-* "$work/vmlinuz"
 cp "$rootfs"/boot/initrd.img-* "$work/initrd.img"
@@ -260,6 +295,19 @@ phase "mkfs.ext4 -d (3 GiB sparse)"
 truncate -s 3G "$work/base.img"
 mkfs.ext4 -q -F -L ochlab-root -d "$rootfs" "$work/base.img"
 rm -rf --one-file-system "$rootfs"
+
+phase "warm-up boot (qemu TCG, no network)"
+timeout 900 qemu-system-x86_64 -accel tcg,thread=multi -machine pc -m 2048 -smp 2 -nodefaults -no-user-config \
+	-display none -kernel "$work/vmlinuz" -initrd "$work/initrd.img" \
+	-append "root=/dev/vda rw console=ttyS0 net.ifnames=0 mitigations=off" \
+	-drive "file=$work/base.img,if=virtio,format=raw,cache=unsafe" -device virtio-rng-pci \
+	-serial "file:$work/warmup-console.log" -monitor none -no-reboot ||
+	{ tail -n 40 "$work/warmup-console.log" >&2; echo "lab/image.sh: warm-up boot failed or timed out" >&2; exit 1; }
+if ! debugfs -R 'cat /var/lib/lab-warmup.done' "$work/base.img" 2>/dev/null | grep -q .; then
+	tail -n 40 "$work/warmup-console.log" >&2
+	echo "lab/image.sh: the warm-up boot did not finish (no /var/lib/lab-warmup.done)" >&2
+	exit 1
+fi
 echo "$recipe" >"$work/recipe.sha256"
 
 gpgconf --kill gpg-agent 2>/dev/null || true

@@ -230,7 +230,9 @@ func buildNetwork() error {
 	if _, err := run(nil, "ip", "netns", "exec", r, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"); err != nil {
 		return err
 	}
-	// No IPv6 router advertisements or addresses beyond link-local: the lab is IPv4.
+	// Bridged frames pass the router namespace's iptables (br_netfilter), so a test can enforce the
+	// hypervisor-layer rule set on the VM's tap with -m physdev. Per-namespace; absent if br_netfilter is.
+	_, _ = run(nil, "ip", "netns", "exec", r, "sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=1")
 	return nil
 }
 

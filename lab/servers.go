@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -92,7 +93,8 @@ func (s *services) serveHTTP(ns, addr string, h http.Handler, cert *tls.Certific
 	if err != nil {
 		return fmt.Errorf("listening on %s in %s: %w", addr, ns, err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: nil}
+	// probes that send plain HTTP to the HTTPS port are expected: keep their handshake errors quiet
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
 	if cert != nil {
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*cert}}
 		l = tls.NewListener(l, srv.TLSConfig)

@@ -80,6 +80,9 @@ func (l *Lab) Boot() error {
 		return err
 	}
 	done()
+	if o, _, code, err := l.Run("systemd-analyze time 2>&1 | head -n 1"); err == nil && code == 0 {
+		l.Logf("VM: %s", strings.TrimSpace(o))
+	}
 	return nil
 }
 
