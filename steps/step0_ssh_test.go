@@ -2,13 +2,26 @@ package steps
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
 
 	"openclaw-harden/assets"
 	"openclaw-harden/system"
@@ -802,5 +815,419 @@ func TestStep0Registered(t *testing.T) {
 	}
 	if _, ok := s.(SSHStep); !ok {
 		t.Errorf("step 0 is %T", s)
+	}
+}
+
+// ---- a real sshd in a throwaway network namespace ----
+
+// sshdWrapper runs a command the way this test's sshd sees the machine: in a private mount namespace with
+// a tmpfs on /run (for /run/sshd) and the test root's etc/ssh, passwd, group, shadow, home and root
+// bind-mounted over the real ones. The real /etc/ssh and users are never touched.
+const sshdWrapper = `set -e
+R=$1; shift
+mount -t tmpfs -o mode=0755 tmpfs /run
+mkdir -m 0755 /run/sshd
+for d in etc/ssh etc/passwd etc/group etc/shadow home root; do mount --bind "$R/$d" "/$d"; done
+exec "$@"`
+
+// lockedBuffer collects sshd's log (-e) while it runs.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// realSSHDRunner runs the step's commands inside the namespace and the wrapper. `systemctl reload
+// ssh.service` becomes SIGHUP to the test sshd (what ssh.service's ExecReload sends) and `journalctl -u
+// ssh.service` reads the test sshd's own log, so Plan, Apply and Verify run unchanged against a real sshd.
+type realSSHDRunner struct {
+	ns, root string
+	sshd     *exec.Cmd
+	log      *lockedBuffer
+	mu       sync.Mutex
+	reloads  int
+}
+
+func (r *realSSHDRunner) Run(ctx context.Context, c system.Cmd) ([]byte, error) {
+	key := strings.Join(c.Argv, " ")
+	switch {
+	case key == "systemctl reload ssh.service":
+		r.mu.Lock()
+		r.reloads++
+		r.mu.Unlock()
+		return nil, r.sshd.Process.Signal(syscall.SIGHUP)
+	case strings.HasPrefix(key, "journalctl -u ssh.service"):
+		return []byte(r.log.String()), nil
+	case c.Argv[0] == "sudo":
+		return nil, &system.CmdError{Argv: c.Argv, ExitCode: 127, Output: "not in this test", Err: errors.New("not run")}
+	}
+	orig := c.Argv
+	c.Argv = append([]string{"ip", "netns", "exec", r.ns, "unshare", "-m", "--propagation", "private", "sh", "-c", sshdWrapper, "sh", r.root}, c.Argv...)
+	out, err := system.ExecRunner{}.Run(ctx, c)
+	var ce *system.CmdError
+	if errors.As(err, &ce) {
+		ce.Argv = orig
+	}
+	return out, err
+}
+
+// inNetns runs fn on a thread switched into the named network namespace, so the step's loopback dials
+// reach the sshd there.
+func inNetns(t *testing.T, name string, fn func()) {
+	t.Helper()
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	target, err := netns.GetFromName(name)
+	if err != nil {
+		runtime.UnlockOSThread()
+		t.Fatal(err)
+	}
+	defer target.Close()
+	if err := netns.Set(target); err != nil {
+		runtime.UnlockOSThread()
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := netns.Set(orig); err != nil {
+			t.Errorf("switching back to the original network namespace: %v (the thread stays locked and dies)", err)
+			return
+		}
+		runtime.UnlockOSThread()
+	}()
+	fn()
+}
+
+func mustRun(t *testing.T, argv ...string) string {
+	t.Helper()
+	out, err := system.ExecRunner{}.Run(context.Background(), system.Cmd{Argv: argv, Timeout: 30 * time.Second})
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	return string(out)
+}
+
+// TestNetnsStep0RealSSHD runs Step 0's Plan, Apply and Verify against a real OpenSSH sshd in a throwaway
+// network namespace, configured like the lab image (Debian's sshd_config with PermitRootLogin yes, cloud-init's
+// PasswordAuthentication yes), and proves with the SSH client that passwords and root logins work before and
+// are refused after, that only publickey is offered, that the operator's open session survives the reload,
+// and that a second plan says "No changes".
+func TestNetnsStep0RealSSHD(t *testing.T) {
+	switch {
+	case testing.Short():
+		t.Skip("-short")
+	case runtime.GOOS != "linux" || os.Geteuid() != 0:
+		t.Skip("needs root on Linux (network and mount namespaces)")
+	}
+	for _, tool := range []string{"/usr/sbin/sshd", "ip", "unshare", "ssh-keygen", "openssl", "getent"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed", tool)
+		}
+	}
+	ctx := context.Background()
+	root := t.TempDir()
+	mk := func(p string, mode os.FileMode, content string) {
+		t.Helper()
+		full := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// sshd configured like the lab image, on 127.0.0.1:2222, without PAM (passwords are checked in shadow).
+	cfg := step0Data(t, "debian12-sshd_config")
+	for old, repl := range map[string]string{"#Port 22\n": "Port 2222\n", "#ListenAddress 0.0.0.0\n": "ListenAddress 127.0.0.1\n",
+		"#HostKey /etc/ssh/ssh_host_ed25519_key\n": "HostKey /etc/ssh/ssh_host_ed25519_key\n", "UsePAM yes\n": "UsePAM no\n"} {
+		if !strings.Contains(cfg, old) {
+			t.Fatalf("debian12-sshd_config has no %q", old)
+		}
+		cfg = strings.Replace(cfg, old, repl, 1)
+	}
+	mk("etc/ssh/sshd_config", 0o644, cfg)
+	mk("etc/ssh/sshd_config.d/50-cloud-init.conf", 0o644, "PasswordAuthentication yes\n")
+	mustRun(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "test host key", "-f", filepath.Join(root, "etc/ssh/ssh_host_ed25519_key"))
+
+	// Users: the real ones plus ochadmin (in group sudo), with passwords the test knows.
+	const user, uid, password = "ochadmin", 64242, "och-test-pass"
+	hash := strings.TrimSpace(mustRun(t, "openssl", "passwd", "-6", password))
+	passwd, _ := os.ReadFile("/etc/passwd")
+	group, _ := os.ReadFile("/etc/group")
+	shadow, _ := os.ReadFile("/etc/shadow")
+	var sh []string
+	for _, l := range strings.Split(strings.TrimSpace(string(shadow)), "\n") {
+		if strings.HasPrefix(l, "root:") {
+			f := strings.Split(l, ":")
+			f[1] = hash // root's account must not look locked, or its key login would fail for that reason
+			l = strings.Join(f, ":")
+		}
+		sh = append(sh, l)
+	}
+	var gr []string
+	for _, l := range strings.Split(strings.TrimSpace(string(group)), "\n") {
+		if strings.HasPrefix(l, "sudo:") {
+			if strings.HasSuffix(l, ":") {
+				l += user
+			} else {
+				l += "," + user
+			}
+		}
+		gr = append(gr, l)
+	}
+	mk("etc/passwd", 0o644, strings.TrimSpace(string(passwd))+fmt.Sprintf("\n%s:x:%d:%d:och test admin:/home/%s:/bin/sh\n", user, uid, uid, user))
+	mk("etc/group", 0o644, strings.Join(gr, "\n")+fmt.Sprintf("\n%s:x:%d:\n", user, uid))
+	mk("etc/shadow", 0o640, strings.Join(sh, "\n")+fmt.Sprintf("\n%s:%s:19000:0:99999:7:::\n", user, hash))
+
+	// The operator's key: authorized for ochadmin and, to prove the root check can fail, for root too.
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	authorized := string(ssh.MarshalAuthorizedKey(signer.PublicKey()))
+	mk("home/"+user+"/.ssh/authorized_keys", 0o600, authorized)
+	mk("root/.ssh/authorized_keys", 0o600, authorized)
+	for _, p := range []string{"home/" + user, "home/" + user + "/.ssh", "home/" + user + "/.ssh/authorized_keys"} {
+		if err := os.Chown(filepath.Join(root, p), uid, uid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Chmod(filepath.Join(root, "home/"+user+"/.ssh"), 0o700)
+	os.Chmod(filepath.Join(root, "root"), 0o700)
+
+	// Its ssh-agent, "forwarded" into the session: the step's Verify logs in with it.
+	kr := agent.NewKeyring()
+	if err := kr.Add(agent.AddedKey{PrivateKey: priv}); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	aln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer aln.Close()
+	go func() {
+		for {
+			c, err := aln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); _ = agent.ServeAgent(kr, c) }()
+		}
+	}()
+
+	// The namespace and the sshd in it.
+	var rnd [4]byte
+	rand.Read(rnd[:])
+	ns := "ochtest-step0-" + hex.EncodeToString(rnd[:])
+	mustRun(t, "ip", "netns", "add", ns)
+	t.Cleanup(func() {
+		_, _ = system.ExecRunner{}.Run(context.Background(), system.Cmd{Argv: []string{"ip", "netns", "del", ns}})
+	})
+	mustRun(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	log := &lockedBuffer{}
+	sshd := exec.Command("ip", "netns", "exec", ns, "unshare", "-m", "--propagation", "private", "sh", "-c", sshdWrapper, "sh", root,
+		"/usr/sbin/sshd", "-D", "-e")
+	sshd.Stdout, sshd.Stderr = log, log
+	sshd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := sshd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = sshd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-sshd.Process.Pid, syscall.SIGKILL)
+		<-done
+		if t.Failed() {
+			t.Logf("sshd log:\n%s", log.String())
+		}
+	})
+
+	runner := &realSSHDRunner{ns: ns, root: root, sshd: sshd, log: log}
+	env := map[string]string{"SSH_AUTH_SOCK": sock}
+	h := &system.Host{Runner: runner, Root: root, StateDir: filepath.Join(root, "var/lib/openclaw-harden"),
+		Env: func(k string) string { return env[k] }}
+	step := SSHStep{} // the real SSH client
+	answers := Defaults()
+	answers.AdminUser = user
+	target := system.SSHTarget{Addr: "127.0.0.1:2222", Timeout: 5 * time.Second}
+	keys := system.SSHKeySetFromSigners(signer)
+
+	// waitFor polls until cond holds (sshd starting, or re-executing after SIGHUP).
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			select {
+			case <-done:
+				t.Fatalf("sshd exited while waiting for %s", what)
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	offered := func() []string {
+		var p system.SSHAuthProbe
+		var err error
+		inNetns(t, ns, func() { p, err = h.SSHProbeAuth(ctx, target, user) })
+		if err != nil {
+			return nil
+		}
+		return p.Methods
+	}
+	clientLogin := func(u string, auth ssh.AuthMethod) (*ssh.Client, error) {
+		var c *ssh.Client
+		var err error
+		inNetns(t, ns, func() {
+			c, err = ssh.Dial("tcp", target.Addr, &ssh.ClientConfig{User: u, Auth: []ssh.AuthMethod{auth},
+				HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 5 * time.Second})
+		})
+		return c, err
+	}
+
+	waitFor("sshd to listen", func() bool { return len(offered()) > 0 })
+	if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", sshd.Process.Pid)); strings.TrimSpace(string(comm)) != "sshd" {
+		t.Fatalf("the started process is %q, not sshd: SIGHUP would miss it", comm)
+	}
+
+	// Before: passwords offered and working, root gets in with a key.
+	if m := offered(); !slices.Contains(m, "password") || !slices.Contains(m, "publickey") {
+		t.Fatalf("before: offered %v, want password and publickey", m)
+	}
+	pc, err := clientLogin(user, ssh.Password(password))
+	if err != nil {
+		t.Fatalf("before: password login as %s: %v", user, err)
+	}
+	pc.Close()
+	inNetns(t, ns, func() { _, err = h.SSHLogin(ctx, target, "root", keys) })
+	if err != nil {
+		t.Fatalf("before: root key login: %v", err)
+	}
+	// The operator's own session, logged in with the key; the tool runs "in" it.
+	operator, err := clientLogin(user, ssh.PublicKeys(signer))
+	if err != nil {
+		t.Fatalf("operator key login: %v", err)
+	}
+	defer operator.Close()
+	la, ra := operator.LocalAddr().(*net.TCPAddr), operator.RemoteAddr().(*net.TCPAddr)
+	env["SSH_CONNECTION"] = fmt.Sprintf("%s %d %s %d", la.IP, la.Port, ra.IP, ra.Port)
+	waitFor("sshd to log the operator's key login", func() bool {
+		return strings.Contains(log.String(), fmt.Sprintf("Accepted publickey for %s from 127.0.0.1 port %d", user, la.Port))
+	})
+
+	// Verify before Apply fails where it must.
+	var cs []Check
+	inNetns(t, ns, func() { cs = step.Verify(ctx, h, answers) })
+	for _, id := range []string{"step0.dropin", "step0.effective.passwordauthentication", "step0.effective.permitrootlogin", "step0.client.methods", "step0.client.root"} {
+		if c := checkByID(cs, id); c.OK {
+			t.Errorf("before apply, %s passed: %+v", id, c)
+		}
+	}
+	if c := checkByID(cs, "step0.client.root"); !strings.Contains(c.Got, "logged in as root") {
+		t.Errorf("before apply, root check: %+v", c)
+	}
+
+	// Plan: the effective values from the real sshd -T, the guard satisfied by this session's key login.
+	var p Plan
+	inNetns(t, ns, func() { p, err = step.Plan(ctx, h, answers) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Blocked != "" || p.Risk != "" {
+		t.Fatalf("blocked %q risk %q; notes %q", p.Blocked, p.Risk, p.Notes)
+	}
+	if eff := p.Changes[1]; !strings.Contains(eff.Before, "passwordauthentication yes") || !strings.Contains(eff.Before, "permitrootlogin yes") {
+		t.Errorf("effective before: %q", eff.Before)
+	}
+	if !noteWith(p, "this session logged in with a key") {
+		t.Errorf("notes %q", p.Notes)
+	}
+	h.SetStep(0)
+	if err := step.Apply(ctx, h, p); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	if runner.reloads != 1 {
+		t.Errorf("%d reloads, want 1", runner.reloads)
+	}
+	waitFor("the reloaded sshd to offer publickey only", func() bool { return slices.Equal(offered(), []string{"publickey"}) })
+
+	// After: Verify green, the operator's session still alive, passwords and root refused.
+	inNetns(t, ns, func() { cs = step.Verify(ctx, h, answers) })
+	if !Passed(cs) {
+		for _, c := range cs {
+			t.Logf("%s ok=%v got=%q reason=%q", c.ID, c.OK, c.Got, c.Reason)
+		}
+		t.Fatal("verify failed after apply")
+	}
+	for _, c := range cs {
+		t.Logf("verify after apply: %s: %s", c.Name, c.Got)
+	}
+	if c := checkByID(cs, "step0.client.keylogin"); !strings.Contains(c.Got, "ssh-agent") {
+		t.Errorf("the key login was not tried with the agent: %+v", c)
+	}
+	if c := checkByID(cs, "step0.client.methods"); !strings.Contains(c.Got, "host key pinned") {
+		t.Errorf("host key not pinned: %+v", c)
+	}
+	s, err := operator.NewSession()
+	if err != nil {
+		t.Fatalf("the operator's session did not survive the reload: %v", err)
+	}
+	out, err := s.Output("echo alive")
+	s.Close()
+	if err != nil || strings.TrimSpace(string(out)) != "alive" {
+		t.Errorf("command on the open session after the reload: %q %v", out, err)
+	}
+	if c, err := clientLogin(user, ssh.Password(password)); err == nil {
+		c.Close()
+		t.Error("after: the password login still works")
+	}
+	inNetns(t, ns, func() { _, err = h.SSHLogin(ctx, target, "root", keys) })
+	if !errors.Is(err, system.ErrSSHAuthRefused) {
+		t.Errorf("after: root key login: %v, want refused", err)
+	}
+	c, err := clientLogin(user, ssh.PublicKeys(signer))
+	if err != nil {
+		t.Errorf("after: key login: %v", err)
+	} else {
+		c.Close()
+	}
+
+	// Second run: nothing to do.
+	inNetns(t, ns, func() { p, err = step.Plan(ctx, h, answers) })
+	if err != nil || !p.Empty() || p.Summary() != "No changes" {
+		t.Errorf("second plan: %v, %q, pending %+v", err, p.Summary(), p.Pending())
+	}
+
+	// Rollback puts the machine back: the drop-in goes, and after a reload passwords are offered again.
+	if paths, err := h.Rollback(0); err != nil || len(paths) != 1 || paths[0] != sshdDropinPath {
+		t.Fatalf("rollback: %v %v", paths, err)
+	}
+	if _, err := runner.Run(ctx, system.Cmd{Argv: []string{"systemctl", "reload", "ssh.service"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("passwords to be offered again after the rollback", func() bool { return slices.Contains(offered(), "password") })
+	if testing.Verbose() {
+		t.Logf("sshd log:\n%s", log.String())
 	}
 }
