@@ -194,7 +194,7 @@ func All() []Step {
 	return []Step{
 		SSHStep{},
 		AuditStep{},
-		notYet{2, "Host OS hardening (updates, IPv6 off, UFW)"},
+		HostStep{},
 		notYet{3, "Proxmox VM firewall"},
 		notYet{4, "Docker-aware LAN isolation (DOCKER-USER)"},
 		notYet{5, "Docker daemon hardening"},
