@@ -112,10 +112,10 @@ func installSignalHandler() {
 			currentMu.Lock()
 			l := current
 			currentMu.Unlock()
+			// Only a run that holds the lab lock tears down: the lab of another process waiting on or
+			// holding the lock is not ours to remove.
 			if l != nil {
 				l.teardown()
-			} else {
-				_ = Teardown()
 			}
 			os.Exit(2)
 		}()

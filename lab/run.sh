@@ -25,9 +25,17 @@ skip() {
 command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
 command -v go >/dev/null || skip "no Go toolchain"
 
-# Remove what a lab run (this one, or an earlier one that crashed) left behind: only names with our prefix.
+# Remove what a lab run (this one, or an earlier one that crashed) left behind: only names with our prefix,
+# and only while holding the lab lock (a lab test that runs holds it: its lab is not ours to remove).
 lab_cleanup() {
 	local pf pid ns
+	mkdir -p /run/ochlab
+	exec 8>>/run/ochlab/lock
+	if ! flock -n 8; then
+		say "another lab run holds /run/ochlab/lock: leaving its namespaces alone"
+		exec 8>&-
+		return 0
+	fi
 	for pf in /run/ochlab/*.pid; do
 		[ -f "$pf" ] || continue
 		pid=$(cat "$pf" 2>/dev/null || true)
@@ -43,6 +51,8 @@ lab_cleanup() {
 		sleep 0.2
 		ip netns del "$ns" 2>/dev/null || true
 	done
+	flock -u 8
+	exec 8>&-
 }
 trap lab_cleanup EXIT
 trap 'exit 130' INT TERM
