@@ -67,8 +67,9 @@ func oneLine(s string, n int) string {
 	return s
 }
 
-// mustFailHTTP are the targets that must be unreachable after hardening; each has an HTTP listener.
-var mustFailHTTP = []string{
+// MustFailHTTP are the targets that must be unreachable from the VM and its containers after hardening;
+// each has an HTTP listener in the lab, so ProveLiveness shows they answer before.
+var MustFailHTTP = []string{
 	"http://" + RouterLAN + "/",
 	"http://" + LANHostAddr + "/",
 	"http://" + LANHostAddr + ":18789/",
@@ -98,7 +99,7 @@ func ProveLiveness(t testing.TB, l *Lab) *Liveness {
 		add(p)
 	}
 	status200 := func(o string) bool { return strings.TrimSpace(o) == "200" }
-	for _, u := range mustFailHTTP {
+	for _, u := range MustFailHTTP {
 		vm(u, true, "curl -sS -m 5 -o /dev/null -w '%{http_code}' "+u, status200)
 	}
 	vm("tcp "+LANHostAddr+":22", true, "timeout 5 bash -c 'exec 3<>/dev/tcp/"+LANHostAddr+"/22; head -c 8 <&3'",
@@ -121,7 +122,7 @@ func ProveLiveness(t testing.TB, l *Lab) *Liveness {
 	httpGet := func(hostPort string) string {
 		return `printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 ` + strings.Replace(hostPort, ":", " ", 1) + ` | head -n 1 | grep -q '^HTTP/1.[01] '`
 	}
-	for _, u := range mustFailHTTP {
+	for _, u := range MustFailHTTP {
 		hp := strings.TrimSuffix(strings.TrimPrefix(u, "http://"), "/")
 		if !strings.Contains(hp, ":") {
 			hp += ":80"
@@ -134,7 +135,7 @@ func ProveLiveness(t testing.TB, l *Lab) *Liveness {
 	cprobes["tcp "+InetAddr+":443 (HTTPS server)"] = httpGet(InetAddr + ":443")
 	var script strings.Builder
 	var order []string
-	for _, u := range mustFailHTTP {
+	for _, u := range MustFailHTTP {
 		order = append(order, u)
 	}
 	order = append(order, "tcp "+LANHostAddr+":22", "dns api.telegram.org @"+DNSAddr, "tcp "+InetAddr+":443 (HTTPS server)")
