@@ -196,7 +196,7 @@ func All() []Step {
 		AuditStep{},
 		HostStep{},
 		notYet{3, "Proxmox VM firewall"},
-		notYet{4, "Docker-aware LAN isolation (DOCKER-USER)"},
+		DockerUserStep{},
 		notYet{5, "Docker daemon hardening"},
 		notYet{6, "OpenClaw deployment (compose)"},
 		notYet{7, "OpenClaw security policy"},
