@@ -248,6 +248,9 @@ func StartWith(t testing.TB, opt Options) *Lab {
 	for _, ns := range Namespaces {
 		l.Logf("sealed: %s interfaces %v", ns, rep.Interfaces[ns])
 	}
+	if len(rep.RootNew) > 0 {
+		l.Logf("note: this machine gained interfaces meanwhile, none linked to the lab: %v", rep.RootNew)
+	}
 	done()
 
 	if opt.NoVM {
