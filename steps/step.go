@@ -195,7 +195,7 @@ func All() []Step {
 		SSHStep{},
 		AuditStep{},
 		HostStep{},
-		notYet{3, "Proxmox VM firewall"},
+		ProxmoxStep{},
 		DockerUserStep{},
 		notYet{5, "Docker daemon hardening"},
 		notYet{6, "OpenClaw deployment (compose)"},
