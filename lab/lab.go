@@ -334,9 +334,7 @@ func (l *Lab) Close() {
 		return
 	}
 	l.mu.Unlock()
-	if l.T.Failed() {
-		l.dumpConsole()
-	}
+	l.dumpConsole(l.T.Failed())
 	l.teardown()
 	currentMu.Lock()
 	if current == l {
@@ -371,14 +369,19 @@ func (l *Lab) teardown() {
 	}
 }
 
-// dumpConsole logs the tail of the VM's serial console and keeps a copy for a person to read.
-func (l *Lab) dumpConsole() {
+// dumpConsole keeps a copy of the VM's serial console for a person to read (the run's directory goes away)
+// and, when the test failed, logs its tail.
+func (l *Lab) dumpConsole(failed bool) {
 	b, err := os.ReadFile(filepath.Join(l.Dir, "console.log"))
 	if err != nil {
 		return
 	}
 	keep := filepath.Join(os.TempDir(), "ochlab-console-last.log")
 	_ = os.WriteFile(keep, b, 0o644)
+	if !failed {
+		l.Logf("VM serial console kept in %s", keep)
+		return
+	}
 	lines := strings.Split(string(b), "\n")
 	if len(lines) > 60 {
 		lines = lines[len(lines)-60:]
