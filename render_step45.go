@@ -14,8 +14,16 @@ func init() {
 		b, err := steps.RenderDockerUserBlock(a)
 		return []byte(b + "\n"), err
 	}
+	artifacts["daemon-json"] = func(steps.Answers) ([]byte, error) {
+		out, _, err := steps.MergeDaemonJSON(nil, steps.NewestEngine)
+		return out, err
+	}
 	checkers["after-rules"] = func(name string, data []byte) ([]string, bool) {
 		fs := steps.CheckAfterRules(string(data), netip.Prefix{})
+		return steps.FormatFindings(name, fs), len(fs) > 0
+	}
+	checkers["daemon-json"] = func(name string, data []byte) ([]string, bool) {
+		fs := steps.CheckDaemonJSON(data)
 		return steps.FormatFindings(name, fs), len(fs) > 0
 	}
 }

@@ -197,7 +197,7 @@ func All() []Step {
 		HostStep{},
 		ProxmoxStep{},
 		DockerUserStep{},
-		notYet{5, "Docker daemon hardening"},
+		DaemonStep{},
 		notYet{6, "OpenClaw deployment (compose)"},
 		notYet{7, "OpenClaw security policy"},
 		notYet{8, "Verification matrix"},
