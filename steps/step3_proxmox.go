@@ -60,11 +60,15 @@ type ProxmoxSwitch struct {
 func ProxmoxSwitches(a Answers) []ProxmoxSwitch {
 	id, nic := a.Proxmox.VMID, a.Proxmox.NIC
 	fw := "/etc/pve/firewall/" + ProxmoxFileName(id)
+	sum := "as the saved file's"
+	if data, err := ProxmoxVMFirewall(a); err == nil {
+		sum = fileSum(data)
+	}
 	return []ProxmoxSwitch{
 		{ID: "rules", Name: fmt.Sprintf("VM %d's rules installed as generated", id),
 			Commands: []string{"pve-firewall compile 2>&1 | grep -E '" + strconv.Itoa(id) + `\.fw|tap` + strconv.Itoa(id) + "i'",
 				fmt.Sprintf("sha256sum %s", fw)},
-			Expect: "no warning naming " + ProxmoxFileName(id) + ", the tap" + strconv.Itoa(id) + "i*-OUT chain lists the DROPs before the ACCEPTs, and the checksum matches the saved file's"},
+			Expect: "no warning naming " + ProxmoxFileName(id) + ", the tap" + strconv.Itoa(id) + "i*-OUT chain lists the DROPs before the ACCEPTs, and sha256 " + sum},
 		{ID: "datacenter", Name: "datacenter firewall on (cluster.fw [OPTIONS] enable: 1)",
 			Commands: []string{"pve-firewall status", "pvesh get /cluster/firewall/options --output-format json"},
 			Expect:   `"Status: enabled/running" and "enable": 1`},
@@ -89,10 +93,13 @@ type proxmoxPlan struct {
 
 func proxmoxCommands(a Answers, saved string) []string {
 	id, nic, node := a.Proxmox.VMID, a.Proxmox.NIC, a.Proxmox.Node
-	fw := "/etc/pve/firewall/" + ProxmoxFileName(id)
+	name := ProxmoxFileName(id)
+	fw := "/etc/pve/firewall/" + name
 	return []string{
-		"# on the node (" + node + "), as root; the file comes from this VM:",
-		fmt.Sprintf("scp <admin>@<this VM>:%s %s   # or paste it; the tool prints it with: openclaw-harden render proxmox-fw", saved, fw),
+		"# from the admin machine, which reaches both this VM and the node (the state dir is root-only):",
+		fmt.Sprintf("ssh <admin>@<this VM> sudo cat %s > %s", saved, name),
+		fmt.Sprintf("scp %s root@%s:%s", name, node, fw),
+		"# then on the node " + node + ", as root:",
 		"pve-firewall compile 2>&1 | grep -E '" + strconv.Itoa(id) + `\.fw'` + "   # must print nothing: each line is a rule pve-firewall skipped",
 		"pve-firewall localnet                # before the datacenter switch: who keeps GUI/SSH access to the node",
 		"pvesh set /cluster/firewall/options --enable 1   # datacenter switch; merges, never overwrite cluster.fw",
@@ -100,6 +107,7 @@ func proxmoxCommands(a Answers, saved string) []string {
 		fmt.Sprintf("qm set %d --%s <that same value>,firewall=1   # NIC switch; keep the MAC or it changes", id, nic),
 		"pve-firewall status                  # Status: enabled/running, no warnings",
 		fmt.Sprintf("grep -E '^(enable|policy_in|policy_out):' %s", fw),
+		fmt.Sprintf("sha256sum %s                  # the same sum as the saved file's", fw),
 		fmt.Sprintf("iptables-save | grep -E '^-A tap%di[0-9]+-(IN|OUT) '   # the rules, DROPs before ACCEPTs", id),
 	}
 }

@@ -42,7 +42,7 @@ func TestProxmoxStepFilePath(t *testing.T) {
 		t.Fatalf("changes: %+v", p.Changes)
 	}
 	cmds := strings.Join(p.Commands, "\n")
-	for _, want := range []string{"scp ", "/etc/pve/firewall/100.fw", "pve-firewall compile", "pve-firewall status",
+	for _, want := range []string{"scp 100.fw root@pve:/etc/pve/firewall/100.fw", "sudo cat " + filepath.Join(h.StateDir, "proxmox", "100.fw"), "pve-firewall compile", "pve-firewall status",
 		"pvesh set /cluster/firewall/options --enable 1", "qm config 100 | grep ^net0:", "qm set 100 --net0 <that same value>,firewall=1",
 		"pve-firewall localnet"} {
 		if !strings.Contains(cmds, want) {
