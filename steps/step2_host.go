@@ -86,7 +86,7 @@ func (HostStep) Plan(ctx context.Context, h *system.Host, a Answers) (Plan, erro
 		}
 		c.Warning = strings.Join(warn, "; ")
 		p.Changes = append(p.Changes, c)
-		p.Commands = append(p.Commands, fmt.Sprintf("editor %s   # %s", w.Path, resolverHow(w.Path)))
+		p.Commands = append(p.Commands, step2WriteCommand(w.Path, w.Data))
 	}
 	if len(rs.Restart) > 0 {
 		p.Commands = append(p.Commands, system.ShellQuote(rs.Restart))
@@ -169,7 +169,11 @@ func (HostStep) Plan(ctx context.Context, h *system.Host, a Answers) (Plan, erro
 			p.Commands = append(p.Commands, "systemctl enable --now unattended-upgrades")
 		}
 	}
-	if u := ufwPlanInstall(ctx, h); u {
+	live, err := readUFW(ctx, h)
+	if err != nil {
+		return p, err
+	}
+	if !live.Installed {
 		hp.Install = append(hp.Install, "ufw")
 	}
 	hp.AptWork = len(hp.Upgrades) > 0 || len(hp.Install) > 0 || hp.InstallCA || len(hp.Sources) > 0
@@ -187,7 +191,7 @@ func (HostStep) Plan(ctx context.Context, h *system.Host, a Answers) (Plan, erro
 	if cur != want {
 		hp.AutoUpgrades = &step2Write{Path: autoUpgrades, Before: cur, Data: want, Perm: 0o644}
 		p.Changes = append(p.Changes, Change{Target: autoUpgrades, Kind: "file", Before: cur, After: want, Mode: 0o644})
-		p.Commands = append(p.Commands, fmt.Sprintf("printf %s > %s", system.ShellQuote([]string{strings.ReplaceAll(want, "\n", `\n`)}), autoUpgrades))
+		p.Commands = append(p.Commands, step2WriteCommand(autoUpgrades, want))
 	} else if uu {
 		if cfg, err := aptConfig(ctx, h); err == nil {
 			for _, k := range periodicKeys {
@@ -225,8 +229,7 @@ func (HostStep) Plan(ctx context.Context, h *system.Host, a Answers) (Plan, erro
 		p.Changes = append(p.Changes, Change{Target: "kernel IPv6 settings", Kind: "setting", Before: before.String(), After: after.String()})
 	}
 	if hp.ApplySysctl {
-		p.Commands = append(p.Commands, fmt.Sprintf("printf 'net.ipv6.conf.all.disable_ipv6 = 1\\nnet.ipv6.conf.default.disable_ipv6 = 1\\n' > %s", ipv6DropIn),
-			"sysctl --system")
+		p.Commands = append(p.Commands, step2WriteCommand(ipv6DropIn, wantSysctl), "sysctl --system")
 	}
 
 	// ~/.openclaw for the deploy user, 0700.
@@ -244,10 +247,6 @@ func (HostStep) Plan(ctx context.Context, h *system.Host, a Answers) (Plan, erro
 	}
 
 	// UFW.
-	live, err := readUFW(ctx, h)
-	if err != nil {
-		return p, err
-	}
 	up, changes := planUFW(live, desired)
 	hp.UFW = up
 	if a.AllowHTTP {
@@ -275,20 +274,10 @@ func (HostStep) Plan(ctx context.Context, h *system.Host, a Answers) (Plan, erro
 	return p, nil
 }
 
-// ufwPlanInstall reports whether UFW has to be installed (no ufw command).
-func ufwPlanInstall(ctx context.Context, h *system.Host) bool {
-	_, err := h.ReadCmd(ctx, system.Cmd{Argv: []string{"ufw", "version"}, Timeout: ufwTimeout})
-	return err != nil && isNotFound(err)
-}
-
-func resolverHow(p string) string {
-	switch p {
-	case resolvConf:
-		return "nameserver lines: only the chosen resolvers"
-	case dhclientConf:
-		return "supersede domain-name-servers: DHCP renewals keep the chosen resolvers"
-	}
-	return "systemd-resolved: DNS= the chosen resolvers, Domains=~."
+// step2WriteCommand is how an admin would write the file by hand: one printf argument per line.
+func step2WriteCommand(path, content string) string {
+	lines := strings.Split(strings.TrimSuffix(content, "\n"), "\n")
+	return "printf '%s\\n' " + system.ShellQuote(lines) + " > " + path
 }
 
 // step2Sentence turns an error message into the one sentence Plan.Blocked holds.

@@ -841,7 +841,7 @@ func verifyUFW(ctx context.Context, h *system.Host, desired []ufwRule) []Check {
 		boot.Got = "not enabled"
 	}
 	cs = append(cs, boot)
-	rules := Check{ID: "step2.ufw.rules", Name: "UFW rules in the planned order", Expect: fmt.Sprintf("%d rules, LAN and private denies before the allows", len(desired))}
+	rules := Check{ID: "step2.ufw.rules", Name: "UFW rules in the planned order", Expect: "LAN and private denies before the allows"}
 	switch {
 	case err != nil:
 		rules.Got, rules.Reason = "unreadable", err.Error()
@@ -852,7 +852,8 @@ func verifyUFW(ctx context.Context, h *system.Host, desired []ufwRule) []Check {
 	}
 	want6 := ufwWantedTwins(desired, live.IPv6)
 	deletes, adds, _, _ := diffUFW(live.V4, live.V6, desired, want6)
-	rules.Got = fmt.Sprintf("%d rules", len(live.V4)+len(live.V6))
+	rules.Expect = fmt.Sprintf("%d IPv4 + %d IPv6 rules, ", len(desired), len(want6)) + rules.Expect
+	rules.Got = fmt.Sprintf("%d IPv4 + %d IPv6 rules", len(live.V4), len(live.V6))
 	rules.OK = len(deletes) == 0 && len(adds) == 0
 	if !rules.OK {
 		rules.Reason = fmt.Sprintf("%d to delete, %d to add or move: apply Step 2 again", len(deletes), len(adds))
