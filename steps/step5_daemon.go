@@ -211,6 +211,10 @@ func decodeAny(raw []byte) any {
 	return v
 }
 
+// jsonFileOpts are the log-opts the json-file driver accepts (dockerd refuses to start on any other).
+var jsonFileOpts = map[string]bool{"max-size": true, "max-file": true, "compress": true, "labels": true,
+	"labels-regex": true, "env": true, "env-regex": true, "tag": true}
+
 // MergeDaemonJSON merges the profile's keys into cur (the operator's daemon.json; nil when there is none) for
 // Docker v: every key of cur is kept; icc, userland-proxy, no-new-privileges, ipv6 and log-driver are set; log
 // rotation is added where absent; default-network-opts only where v applies it. The notes say what was left
@@ -265,6 +269,12 @@ func MergeDaemonJSON(cur []byte, v EngineVersion) ([]byte, []string, error) {
 			opts, err := parseDaemonMembers(ms[i].Value)
 			if err != nil || bytes.HasPrefix(bytes.TrimSpace(ms[i].Value), []byte("[")) {
 				return nil, nil, fmt.Errorf("daemon.json line %d: log-opts must be an object of strings", ms[i].Line)
+			}
+			// Options of another log driver make dockerd refuse to start once the driver is json-file.
+			for _, o := range opts {
+				if !jsonFileOpts[o.Key] {
+					return nil, nil, fmt.Errorf("daemon.json line %d: log-opts has %q, which the json-file log driver does not accept (dockerd would not start); remove it, or keep your log driver and leave Step 5 for later", ms[i].Line, o.Key)
+				}
 			}
 			added := false
 			for _, name := range []string{"max-size", "max-file"} {

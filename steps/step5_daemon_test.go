@@ -136,7 +136,7 @@ func TestMergeDaemonJSON(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "line 9") {
 		t.Errorf("invalid JSON: %v, want an error at line 9", err)
 	}
-	for _, bad := range []string{`[1]`, `"x"`, `{"log-opts": [1]}`, `{} {}`} {
+	for _, bad := range []string{`[1]`, `"x"`, `{"log-opts": [1]}`, `{} {}`, `{"log-driver": "syslog", "log-opts": {"syslog-address": "udp://203.0.113.53:514"}}`} {
 		if _, _, err := MergeDaemonJSON([]byte(bad), docker2010); err == nil {
 			t.Errorf("%s: no error", bad)
 		}
