@@ -374,9 +374,12 @@ func applyProxmoxAPI(ctx context.Context, h *system.Host, pp proxmoxPlan) error 
 	for i, r := range pp.Rules.Rules {
 		rules[i] = ruleToPVE(r)
 	}
-	// 1. the rules (they take effect only once every switch is on)
-	if err := c.ReplaceVMRules(ctx, node, id, rules); err != nil {
-		return fmt.Errorf("replacing VM %d's firewall rules: %w", id, err)
+	// 1. the rules (they take effect only once every switch is on); left alone when already as generated
+	cur, err := c.VMRules(ctx, node, id)
+	if same, _ := compareRules(pp.Rules.Rules, cur); err != nil || !same {
+		if err := c.ReplaceVMRules(ctx, node, id, rules); err != nil {
+			return fmt.Errorf("replacing VM %d's firewall rules: %w", id, err)
+		}
 	}
 	// 2. the VM options but enable
 	opts := url.Values{}

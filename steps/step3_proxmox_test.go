@@ -212,6 +212,22 @@ func TestProxmoxStepAPI(t *testing.T) {
 		t.Fatal("the token's secret leaked")
 	}
 
+	// Only the NIC flag drifted: Apply fixes it without touching the rules.
+	fake.Config["net0"] = "virtio=BC:24:11:AA:BB:CC,bridge=vmbr0,firewall=0"
+	p3, _ := st.Plan(ctx, h, a)
+	calls := len(fake.Calls)
+	if err := st.Apply(ctx, h, p3); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range fake.Calls[calls:] {
+		if strings.Contains(c, "/firewall/rules") && !strings.HasPrefix(c, "GET ") {
+			t.Fatalf("rules rewritten although they were as generated: %s", c)
+		}
+	}
+	if !Passed(st.Verify(ctx, h, a)) {
+		t.Fatal("NIC drift not repaired")
+	}
+
 	// Drift on the node: two rules swapped, or one disabled, is caught with the rule number.
 	fake.Rules[1], fake.Rules[2] = fake.Rules[2], fake.Rules[1]
 	bad = failedChecks(st.Verify(ctx, h, a))
