@@ -274,7 +274,7 @@ IPT_MODULES=""
 	}
 	f.WriteString("\n### tuple ### allow tcp 22\n")
 	f.Close()
-	u, changes = plan()
+	u, _ = plan()
 	if !u.Reset || u.Block != block {
 		t.Fatalf("plan for a damaged user.rules: reset %v, block %q", u.Reset, u.Block)
 	}
