@@ -542,3 +542,14 @@ func (h *Host) StateFiles(sub string) ([]string, error) {
 	sort.Strings(out)
 	return out, err
 }
+
+// Progress shows one line of a long command's output (apt) to whoever watches the apply (the wizard's log,
+// the headless output). It is not journaled: the journal keeps what ran and how it ended, not every line.
+func (h *Host) Progress(line string) {
+	h.mu.Lock()
+	fn := h.journal
+	h.mu.Unlock()
+	if fn != nil {
+		fn("  " + h.Redact(line))
+	}
+}

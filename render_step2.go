@@ -1,0 +1,5 @@
+package main
+
+import "openclaw-harden/steps"
+
+func init() { artifacts["ufw-script"] = steps.UFWScript }
