@@ -139,6 +139,11 @@ type Check struct {
 	Got    string `json:"got"`
 	OK     bool   `json:"ok"`
 	Reason string `json:"reason,omitempty"` // how it failed (or what it could not run)
+	// Source, Target and DurationMS are set by probes (Step 8): where it was sent from ("container", "vm",
+	// "lan"), what it was sent to, and how long it took.
+	Source     string `json:"source,omitempty"`
+	Target     string `json:"target,omitempty"`
+	DurationMS int64  `json:"duration_ms,omitempty"`
 }
 
 // Passed reports whether there is at least one check and every check passed. No checks is not a pass.
@@ -200,7 +205,7 @@ func All() []Step {
 		DaemonStep{},
 		notYet{6, "OpenClaw deployment (compose)"},
 		notYet{7, "OpenClaw security policy"},
-		notYet{8, "Verification matrix"},
+		MatrixStep{},
 	}
 }
 
