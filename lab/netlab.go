@@ -440,7 +440,7 @@ func CheckSealed(rootBefore []string) (*SealReport, error) {
 	return rep, nil
 }
 
-// pidAlive reports whether pid runs and its command line contains want.
+// pidCmdline is the command line of pid with spaces for NULs, or "" when it does not run.
 func pidCmdline(pid int) string {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	if err != nil {
