@@ -63,8 +63,11 @@ func (p Probe) Expect() string {
 	case p.MustWork:
 		return "works"
 	}
-	return "fails (dropped or rejected)"
+	return ExpectMustFail
 }
+
+// ExpectMustFail is the Expect of every must-fail probe's check (the report looks for it).
+const ExpectMustFail = "fails (dropped or rejected)"
 
 // Describe is "http GET http://10.0.0.1:80/" and the like.
 func (p Probe) Describe() string {
