@@ -312,14 +312,16 @@ func vmChecks(ctx context.Context, h *system.Host, a Answers, gw *gatewayContain
 			mu.Unlock()
 		}()
 	}
+	// UFW and DOCKER-USER one after the other: both read iptables, and iptables-legacy holds a lock.
 	run(func() []Check {
-		groups, err := desiredUFW(a)
-		if err != nil {
-			return []Check{{ID: "step8.vm.ufw", Name: "UFW as Step 2 plans it", Expect: "computable from the answers", Got: "no", Reason: err.Error(), Source: string(SourceVM)}}
+		var cs []Check
+		if groups, err := desiredUFW(a); err != nil {
+			cs = append(cs, Check{ID: "step8.vm.ufw", Name: "UFW as Step 2 plans it", Expect: "computable from the answers", Got: "no", Reason: err.Error(), Source: string(SourceVM)})
+		} else {
+			cs = append(cs, retag(verifyUFW(ctx, h, ufwFlatten(groups)))...)
 		}
-		return retag(verifyUFW(ctx, h, ufwFlatten(groups)))
+		return append(cs, retag(DockerUserStep{}.Verify(ctx, h, a))...)
 	})
-	run(func() []Check { return retag(DockerUserStep{}.Verify(ctx, h, a)) })
 	run(func() []Check { return gatewayExposure(ctx, h, a, gw) })
 	run(func() []Check {
 		g := Check{ID: "step8.vm.ipv6.global", Name: "no global IPv6 address (ip -6 addr)", Expect: "none", Source: string(SourceVM)}
@@ -338,14 +340,14 @@ func vmChecks(ctx context.Context, h *system.Host, a Answers, gw *gatewayContain
 	run(func() []Check { return sshdChecks(ctx, h, a) })
 	run(func() []Check {
 		c := Check{ID: "step8.vm.udp5353", Name: "nothing listens on 5353/udp on the VM (ss -ulpn)", Expect: "no socket on 5353/udp", Source: string(SourceVM), Target: "udp :5353"}
-		out, err := h.Read(ctx, "ss", "-H", "-ulpn")
+		out, err := h.Read(ctx, "ss", "-H", "-tulpn")
 		if err != nil {
-			c.Got, c.Reason = "unknown", "ss -H -ulpn: "+cmdOutput(err)
+			c.Got, c.Reason = "unknown", "ss -H -tulpn: "+cmdOutput(err)
 			return []Check{c}
 		}
 		var found []string
 		for _, l := range parseListeners(string(out)) {
-			if l.Port == "5353" {
+			if l.Port == "5353" && strings.HasPrefix(l.Proto, "udp") {
 				found = append(found, l.String())
 			}
 		}
@@ -366,12 +368,12 @@ func gatewayExposure(ctx context.Context, h *system.Host, a Answers, gw *gateway
 	var cs []Check
 	ls := Check{ID: "step8.vm.gateway-listen", Name: "sockets on port " + port + " (ss -tlnp)", Expect: "none, or 127.0.0.1 only",
 		Source: string(SourceVM), Target: "tcp :" + port}
-	if out, err := h.Read(ctx, "ss", "-H", "-tlnp"); err != nil {
-		ls.Got, ls.Reason = "unknown", "ss -H -tlnp: "+cmdOutput(err)
+	if out, err := h.Read(ctx, "ss", "-H", "-tulpn"); err != nil {
+		ls.Got, ls.Reason = "unknown", "ss -H -tulpn: "+cmdOutput(err)
 	} else {
 		var all, bad []string
 		for _, l := range parseListeners(string(out)) {
-			if l.Port != port {
+			if l.Port != port || !strings.HasPrefix(l.Proto, "tcp") {
 				continue
 			}
 			all = append(all, l.String())

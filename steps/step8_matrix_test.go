@@ -247,3 +247,54 @@ func TestMatrixDryRunSendsNothing(t *testing.T) {
 		}
 	}
 }
+
+func TestFindGatewayAndExposure(t *testing.T) {
+	f := system.NewFakeRunner(map[string]string{
+		"docker ps -q --no-trunc --filter label=com.docker.compose.service=openclaw-gateway":                           "",
+		"docker ps -q --no-trunc --filter publish=18789":                                                               "abc123\n",
+		"docker inspect -f {{.Id}}|{{.Name}}|{{.State.Running}}|{{.State.Pid}}|{{json .NetworkSettings.Ports}} abc123": `abc123|/labgw|true|4242|{"80/tcp":[{"HostIp":"127.0.0.1","HostPort":"18789"}]}` + "\n",
+		"ss -H -tulpn": "tcp LISTEN 0 4096 0.0.0.0:22 0.0.0.0:* users:((\"sshd\",pid=1,fd=3))\n",
+	})
+	h := system.NewHost(t.TempDir(), false)
+	h.Runner = f
+	h.Env = func(string) string { return "" }
+	a := Defaults()
+	g, err := findGateway(context.Background(), h, a)
+	if err != nil || g.Name != "labgw" || g.PID != 4242 || g.How != "publishes port 18789" {
+		t.Fatalf("findGateway: %+v %v", g, err)
+	}
+	cs := gatewayExposure(context.Background(), h, a, &g)
+	for _, c := range cs {
+		if !c.OK {
+			t.Errorf("%s: %s (%s)", c.ID, c.Got, c.Reason)
+		}
+	}
+	// Published on every address, and a socket on 0.0.0.0: both fail and say so.
+	f.Set("ss -H -tulpn", system.FakeResponse{Stdout: "tcp LISTEN 0 4096 0.0.0.0:18789 0.0.0.0:* users:((\"docker-proxy\",pid=9,fd=4))\n"})
+	g.Ports["80/tcp"][0].HostIP = "0.0.0.0"
+	cs = gatewayExposure(context.Background(), h, a, &g)
+	for _, c := range cs {
+		if c.OK || !strings.Contains(c.Reason, "beyond loopback") {
+			t.Errorf("wide exposure not caught: %+v", c)
+		}
+	}
+	// No container at all: the step says so as a failed check, naming the probes not run.
+	f.Set("docker ps -q --no-trunc --filter publish=18789", system.FakeResponse{})
+	if _, err := findGateway(context.Background(), h, a); err == nil || !strings.Contains(err.Error(), GatewayContainerEnv) {
+		t.Errorf("no container: %v", err)
+	}
+	cs = MatrixStep{NoHost: true, Probes: DefaultProbes(a)[:2]}.Verify(context.Background(), h, a)
+	if cs[0].ID != "step8.container.found" || cs[0].OK || !strings.Contains(cs[0].Reason, "2 container probes were not run") {
+		t.Errorf("without a container: %+v", cs[0])
+	}
+	// The operator's name wins over discovery.
+	h.Env = func(k string) string {
+		if k == GatewayContainerEnv {
+			return "abc123"
+		}
+		return ""
+	}
+	if g, err := findGateway(context.Background(), h, a); err != nil || g.How != GatewayContainerEnv+"=abc123" {
+		t.Errorf("named container: %+v %v", g, err)
+	}
+}
