@@ -673,15 +673,18 @@ func (DaemonStep) Apply(ctx context.Context, h *system.Host, p Plan) error {
 	}
 	_, _ = h.Exec(ctx, "systemctl", "reset-failed", "docker")
 	if err := restartDocker(ctx, h); err != nil {
-		return fmt.Errorf("docker did not come back after %s was changed, and not after the previous file was restored either: %v\n%s", daemonJSONPath, firstLine(err.Error()), journal)
+		return fmt.Errorf("docker did not come back after %s was changed, and not after the previous file was restored either (%v)\n%s", daemonJSONPath, err, journal)
 	}
-	return fmt.Errorf("docker did not come back with the new %s (%s), so the previous file was restored and Docker runs again with it\n%s", daemonJSONPath, firstLine(rerr.Error()), journal)
+	return fmt.Errorf("docker did not come back with the new %s (%v), so the previous file was restored and Docker runs again with it\n%s", daemonJSONPath, rerr, journal)
 }
 
 // restartDocker restarts the daemon and waits until `docker info` answers.
 func restartDocker(ctx context.Context, h *system.Host) error {
 	if _, err := h.ExecCmd(ctx, system.Cmd{Argv: []string{"systemctl", "restart", "docker"}, Timeout: dockerRestartTimeout}); err != nil {
-		return fmt.Errorf("systemctl restart docker: %w", err)
+		if code := system.ExitCode(err); code >= 0 {
+			return fmt.Errorf("systemctl restart docker exited %d", code)
+		}
+		return fmt.Errorf("systemctl restart docker: %v", firstLine(err.Error()))
 	}
 	if h.DryRun {
 		return nil
@@ -693,7 +696,7 @@ func restartDocker(ctx context.Context, h *system.Host) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the daemon did not answer docker info within %s: %w", dockerWaitTimeout, err)
+			return fmt.Errorf("dockerd did not answer docker info within %s", dockerWaitTimeout)
 		}
 		select {
 		case <-ctx.Done():
