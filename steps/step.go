@@ -203,8 +203,8 @@ func All() []Step {
 		ProxmoxStep{},
 		DockerUserStep{},
 		DaemonStep{},
-		notYet{6, "OpenClaw deployment (compose)"},
-		notYet{7, "OpenClaw security policy"},
+		ComposeStep{},
+		PolicyStep{},
 		MatrixStep{},
 	}
 }

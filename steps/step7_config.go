@@ -28,6 +28,10 @@ func parseJSON5Object(data []byte) (map[string]any, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return map[string]any{}, nil
 	}
+	var whole any // Unmarshal checks the whole input (nothing after the object); the Decoder keeps numbers exact
+	if err := json5.Unmarshal(data, &whole); err != nil {
+		return nil, fmt.Errorf("not valid JSON5: %v", err)
+	}
 	dec := json5.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var v any
@@ -183,6 +187,11 @@ func PatchOpenClawConfig(cur, patch []byte) (PatchResult, error) {
 					delete(gm, "*")
 					res.Notes = append(res.Notes, `channels.telegram.groups["*"] is removed: a wildcard group target lets any group reach the bot (and the audit warns security.trust_model.multi_user_heuristic); list the group ids you want instead.`)
 				}
+			}
+		}
+		if g, ok := getPath(m, "channels", "telegram", "groups"); ok {
+			if gm, ok := g.(map[string]any); ok && len(gm) > 0 {
+				res.Notes = append(res.Notes, fmt.Sprintf("channels.telegram.groups lists %d group(s); they are kept, but OpenClaw 2026.9.6's audit then warns security.trust_model.multi_user_heuristic (groupPolicy allowlist with configured group targets), so Step 7's verification fails until you remove them or accept a shared-user setup.", len(gm)))
 			}
 		}
 		tg, _ := getPath(m, "channels", "telegram")
