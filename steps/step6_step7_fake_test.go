@@ -27,7 +27,7 @@ func fakeInspect(health string) string {
 		"HostConfig": map[string]any{"Privileged": false, "CapDrop": []string{"ALL"}, "SecurityOpt": []string{"no-new-privileges:true"},
 			"NetworkMode": "openclaw_openclaw", "Memory": 2 << 30, "PidsLimit": 512, "Dns": []string{"1.1.1.1", "8.8.8.8"},
 			"PortBindings": map[string]any{"18789/tcp": []any{map[string]string{"HostIp": "127.0.0.1", "HostPort": "18789"}}}},
-		"Mounts": []any{map[string]string{"Type": "bind", "Source": "/opt/openclaw/config", "Destination": "/home/node/.openclaw"}},
+		"Mounts":          []any{map[string]string{"Type": "bind", "Source": "/opt/openclaw/config", "Destination": "/home/node/.openclaw"}},
 		"NetworkSettings": map[string]any{"Networks": map[string]any{"openclaw_openclaw": map[string]string{"IPAddress": "172.20.0.2", "NetworkID": "abc123"}}},
 	}
 	b, _ := json.Marshal([]any{c})
