@@ -432,8 +432,12 @@ func checkDaemonMembers(ms []daemonMember, v EngineVersion, unknown bool) []Find
 		seen[m.Key] = m.Line
 		k, known := daemonKeys[m.Key]
 		if !known || !v.AtLeast(k.since[0], k.since[1]) {
-			if unknown {
-				fs = append(fs, Finding{Line: m.Line, Message: fmt.Sprintf("unknown key %q for Docker %s: dockerd refuses to start with a key it does not know", m.Key, v)})
+			switch {
+			case !unknown:
+			case !known:
+				fs = append(fs, Finding{Line: m.Line, Message: fmt.Sprintf("unknown key %q (not a daemon.json key of Docker up to %s): dockerd refuses to start with a key it does not know", m.Key, NewestEngine)})
+			default:
+				fs = append(fs, Finding{Line: m.Line, Message: fmt.Sprintf("unknown key %q for Docker %s (it came in %d.%d): dockerd refuses to start with a key it does not know", m.Key, v, k.since[0], k.since[1])})
 			}
 			continue
 		}

@@ -497,3 +497,26 @@ func TestMergeDaemonJSONDuplicateKey(t *testing.T) {
 		t.Errorf("duplicates not collapsed or a key lost:\n%s", out)
 	}
 }
+
+func TestDaemonKeysByVersion(t *testing.T) {
+	ms, err := parseDaemonMembers([]byte("{\n  \"firewall-backend\": \"iptables\",\n  \"made-up\": 1\n}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(FormatFindings("d.json", checkDaemonMembers(ms, docker2010, true)), "\n")
+	for _, w := range []string{`d.json:2: unknown key "firewall-backend" for Docker 20.10.24+dfsg1 (it came in 28.0)`, `d.json:3: unknown key "made-up" (not a daemon.json key of Docker up to 29.0)`} {
+		if !strings.Contains(got, w) {
+			t.Errorf("findings lack %q:\n%s", w, got)
+		}
+	}
+	if fs := checkDaemonMembers(ms[:1], NewestEngine, true); len(fs) != 0 {
+		t.Errorf("firewall-backend on Docker 29: %v", fs)
+	}
+	// A key the operator already had passes the pre-write check; a new unknown key does not.
+	if err := validateDaemonForVersion([]byte(`{"made-up": 1, "icc": false}`), []byte(`{"made-up": 1}`), docker2010); err != nil {
+		t.Errorf("operator's own key refused: %v", err)
+	}
+	if err := validateDaemonForVersion([]byte(`{"made-up": 1}`), nil, docker2010); err == nil {
+		t.Error("a new unknown key passed the pre-write check")
+	}
+}
