@@ -650,8 +650,10 @@ func (DaemonStep) Apply(ctx context.Context, h *system.Host, p Plan) error {
 				return fmt.Errorf("the new %s was not written: Docker %s would refuse it (%v)", daemonJSONPath, sp.Version, err)
 			}
 		}
-		if err := h.MkdirAll("/etc/docker", 0o755, -1, -1); err != nil {
-			return err
+		if _, err := h.Stat("/etc/docker"); errors.Is(err, fs.ErrNotExist) {
+			if err := h.MkdirAll("/etc/docker", 0o755, -1, -1); err != nil {
+				return err
+			}
 		}
 		if err := h.WriteFile(ctx, daemonJSONPath, []byte(sp.After), system.WriteOpts{Perm: 0o644, Validate: sp.Validate}); err != nil {
 			return fmt.Errorf("writing %s: %w", daemonJSONPath, err)

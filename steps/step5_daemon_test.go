@@ -520,3 +520,31 @@ func TestDaemonKeysByVersion(t *testing.T) {
 		t.Error("a new unknown key passed the pre-write check")
 	}
 }
+
+func TestStep5KeepsDirMode(t *testing.T) {
+	ctx := context.Background()
+	h, _ := newStep5Host(t, []byte("{}\n"))
+	dir := filepath.Join(h.Root, "/etc/docker")
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	p, err := DaemonStep{}.Plan(ctx, h, step4Answers())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := (DaemonStep{}).Apply(ctx, h, p); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Stat(dir); st.Mode().Perm() != 0o700 {
+		t.Errorf("/etc/docker mode changed to %o", st.Mode().Perm())
+	}
+	// No /etc/docker at all: it is created.
+	h, _ = newStep5Host(t, nil)
+	p, _ = DaemonStep{}.Plan(ctx, h, step4Answers())
+	if err := (DaemonStep{}).Apply(ctx, h, p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(h.Root, daemonJSONPath)); err != nil {
+		t.Error(err)
+	}
+}
