@@ -429,8 +429,12 @@ func (m Model) phaseKey(k tea.KeyPressMsg) (Model, tea.Cmd) {
 			m.phase = phaseVerified
 		}
 	case phaseBlocked, phasePlanError:
-		if key.Matches(k, ks.Retry) {
+		switch {
+		case key.Matches(k, ks.Retry):
 			return m, m.startPlan()
+		case m.dry && key.Matches(k, ks.Enter):
+			// A dry run is a tour of every step's plan: a step that cannot go ahead here is shown, not passed.
+			return m.advance()
 		}
 	case phaseUnavailable:
 		switch {
@@ -860,6 +864,9 @@ func (m Model) helpKeys() helpKeys {
 			short = []key.Binding{with(k.Yes, "roll back"), with(k.No, "keep")}
 		case phaseBlocked, phasePlanError:
 			short = []key.Binding{k.Retry, k.Commands, k.Prev, k.Quit}
+			if m.dry {
+				short = append([]key.Binding{with(k.Enter, "next (dry run)")}, short...)
+			}
 		case phaseUnavailable:
 			short = []key.Binding{k.Skip, k.Prev, k.Quit}
 		case phaseFinal:
