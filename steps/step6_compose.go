@@ -448,7 +448,12 @@ func (ComposeStep) Apply(ctx context.Context, h *system.Host, p Plan) error {
 		return nil
 	}
 	out := progressFunc(h)
-	if _, err := h.ExecCmd(ctx, system.Cmd{Argv: sp.CLI.cmd("up", "-d", "--remove-orphans"), Timeout: 10 * time.Minute, Output: out}); err != nil {
+	args := []string{"up", "-d", "--remove-orphans"}
+	if sp.ConfigWas != sp.Config && sp.ComposeWas == sp.Compose && sp.EnvWas == sp.Env {
+		// Only openclaw.json changed: compose would leave the container as it is; the gateway must reread it.
+		args = append(args, "--force-recreate")
+	}
+	if _, err := h.ExecCmd(ctx, system.Cmd{Argv: sp.CLI.cmd(args...), Timeout: 10 * time.Minute, Output: out}); err != nil {
 		return fmt.Errorf("%s up -d: %w", strings.Join(sp.CLI.Argv, " "), err)
 	}
 	if h.DryRun {
