@@ -147,3 +147,12 @@ func firstLine(s string) string {
 	}
 	return s
 }
+
+// Confirm records the operator's confirmations for a step that needs them (see Confirmer).
+func (s *Session) Confirm(st Step, ids []string) error {
+	c, ok := st.(Confirmer)
+	if !ok {
+		return fmt.Errorf("step %d has nothing to confirm by hand", st.ID())
+	}
+	return c.Confirm(s.Host, s.Answers, ids)
+}

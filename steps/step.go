@@ -218,3 +218,19 @@ func ByID(id int) (Step, bool) {
 	}
 	return nil, false
 }
+
+// Confirmation is a fact the tool cannot see from inside the VM (a hypervisor switch): the operator checks it
+// by hand with Commands and confirms it when the output matches Expect.
+type Confirmation struct {
+	ID       string
+	Name     string
+	Commands []string
+	Expect   string
+}
+
+// Confirmer is a step whose verification counts the operator's confirmations. Confirm records them so
+// Verify can read them back (bound to what was confirmed, so a changed artifact needs a new confirmation).
+type Confirmer interface {
+	Confirmations(a Answers) []Confirmation
+	Confirm(h *system.Host, a Answers, ids []string) error
+}

@@ -64,3 +64,28 @@ func (m Model) updateInput(msg tea.Msg) (Model, tea.Cmd) {
 	}
 	return m, nil
 }
+
+// switchesBody lists what only the operator can see, with the commands that prove each item, so the
+// confirmation is a reading of real output rather than a promise.
+func (m Model) switchesBody(w int) string {
+	c, ok := m.s.Steps[m.cur].(steps.Confirmer)
+	if !ok {
+		return ""
+	}
+	parts := []string{m.st.section.Render("Confirm by hand"), wrap("This VM cannot see these from inside. Run each "+
+		"command where it says, compare the output with what is expected, and confirm only if every one matches. "+
+		"The confirmation is bound to the generated file: change it and you confirm again.", w)}
+	for _, x := range c.Confirmations(m.s.Answers) {
+		var b strings.Builder
+		b.WriteString(m.st.section.Render("• "+x.Name) + "\n")
+		for _, cmd := range x.Commands {
+			b.WriteString(wrap("  $ "+cmd, w) + "\n")
+		}
+		b.WriteString(wrap("  expected: "+x.Expect, w))
+		parts = append(parts, b.String())
+	}
+	if m.phase == phaseConfirming {
+		parts = append(parts, m.st.busy.Render("Recording the confirmation…"))
+	}
+	return strings.Join(parts, "\n\n")
+}

@@ -10,7 +10,7 @@ type keyMap struct {
 	Enter, Yes, No             key.Binding
 	Commands                   key.Binding
 	Retry, Details, Rollback   key.Binding
-	Skip                       key.Binding
+	Skip, Confirm              key.Binding
 	Help, Quit                 key.Binding
 }
 
@@ -31,6 +31,7 @@ func newKeyMap() keyMap {
 		Details:  key.NewBinding(key.WithKeys("d"), key.WithHelp("d", "details")),
 		Rollback: key.NewBinding(key.WithKeys("u"), key.WithHelp("u", "roll back")),
 		Skip:     key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "skip (not passed)")),
+		Confirm:  key.NewBinding(key.WithKeys("o"), key.WithHelp("o", "confirm on the node")),
 		Help:     key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "all keys")),
 		Quit:     key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "quit")),
 	}

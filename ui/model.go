@@ -63,6 +63,8 @@ const (
 	phaseVerifying                    // Verify is running
 	phaseVerified                     // results shown; failed ones cannot be passed
 	phaseConfirmRollback              // "Roll back Step N?"
+	phaseSwitches                     // the operator confirms by hand what the VM cannot see (Step 3's switches)
+	phaseConfirming                   // the confirmation is being recorded
 	phaseRollingBack                  // Rollback is running; quitting is refused
 	phaseBlocked                      // a guard refused the plan
 	phaseUnavailable                  // the step is not built yet
@@ -273,6 +275,12 @@ func (m Model) update(msg tea.Msg) (Model, tea.Cmd) {
 		m.checks[msg.idx] = msg.checks
 		m.phase, m.details = phaseVerified, false
 		return m, nil
+	case confirmedMsg:
+		if msg.gen != m.gen {
+			return m, nil
+		}
+		m.notice = "confirmation recorded; verifying again"
+		return m, m.startVerify()
 	case rolledBackMsg:
 		if msg.gen != m.gen {
 			return m, nil
@@ -324,6 +332,9 @@ func (m Model) failed(msg opErrMsg) (Model, tea.Cmd) {
 		m.applyErr, m.phase, m.details = msg.err, phaseVerified, false
 	case opRollback:
 		m.notice = "rollback failed: " + firstLine(msg.err.Error())
+		m.phase = phaseVerified
+	case opConfirm:
+		m.notice = "not recorded: " + firstLine(msg.err.Error())
 		m.phase = phaseVerified
 	case opAudit:
 		m.auditErr = msg.err
@@ -418,8 +429,17 @@ func (m Model) phaseKey(k tea.KeyPressMsg) (Model, tea.Cmd) {
 			m.details = !m.details
 		case key.Matches(k, ks.Rollback):
 			m.phase = phaseConfirmRollback
+		case key.Matches(k, ks.Confirm) && m.canConfirm():
+			m.phase = phaseSwitches
 		case key.Matches(k, ks.Esc):
 			m.details = false
+		}
+	case phaseSwitches:
+		switch {
+		case key.Matches(k, ks.Yes):
+			return m, m.startConfirm()
+		case key.Matches(k, ks.No, ks.Esc):
+			m.phase = phaseVerified
 		}
 	case phaseConfirmRollback:
 		switch {
@@ -496,7 +516,7 @@ func (m Model) reviewing() bool { return m.review >= 0 && m.review != m.cur }
 
 func (m Model) busy() bool {
 	switch m.phase {
-	case phasePlanning, phaseApplying, phaseVerifying, phaseRollingBack, phaseAsk:
+	case phasePlanning, phaseApplying, phaseVerifying, phaseRollingBack, phaseAsk, phaseConfirming:
 		return true
 	}
 	return false
@@ -555,6 +575,9 @@ type (
 		gen, idx int
 		checks   []steps.Check
 	}
+	confirmedMsg struct {
+		gen, idx int
+	}
 	rolledBackMsg struct {
 		gen, idx int
 		paths    []string
@@ -574,6 +597,7 @@ const (
 	opApply    op = "apply"
 	opRollback op = "roll back"
 	opAudit    op = "read the audit"
+	opConfirm  op = "record the confirmation"
 )
 
 // opErrMsg is a failed operation; it is an error so it can be wrapped, logged and matched like one.
@@ -644,6 +668,31 @@ func (m *Model) startVerify() tea.Cmd {
 	}
 	// Probes a step runs while verifying are journalled too; they belong in this step's log.
 	return tea.Batch(verify, listenJournal(m.journal, stop))
+}
+
+// canConfirm: a failed step that asks for the operator's confirmations (and a real run: a dry run records nothing).
+func (m Model) canConfirm() bool {
+	_, ok := m.s.Steps[m.cur].(steps.Confirmer)
+	return ok && !m.dry && !steps.Passed(m.checks[m.cur])
+}
+
+// startConfirm records every listed confirmation, then verifies again: the checks decide, not the keypress.
+func (m *Model) startConfirm() tea.Cmd {
+	m.gen++
+	m.phase = phaseConfirming
+	s, gen, idx := m.s, m.gen, m.cur
+	st := s.Steps[idx]
+	c := st.(steps.Confirmer)
+	var ids []string
+	for _, x := range c.Confirmations(s.Answers) {
+		ids = append(ids, x.ID)
+	}
+	return func() tea.Msg {
+		if err := s.Confirm(st, ids); err != nil {
+			return opErrMsg{gen: gen, idx: idx, op: opConfirm, err: err}
+		}
+		return confirmedMsg{gen: gen, idx: idx}
+	}
 }
 
 func (m *Model) startRollback() tea.Cmd {
@@ -809,6 +858,8 @@ func (m Model) footerView(w int) string {
 		line = m.confirmPrompt()
 	case m.phase == phaseConfirmRollback:
 		line = m.rollbackPrompt()
+	case m.phase == phaseSwitches:
+		line = m.st.prompt.Render("Did every command show what is expected?") + "  y confirm · n back"
 	}
 	hm := m.help
 	hm.SetWidth(w)
@@ -859,9 +910,14 @@ func (m Model) helpKeys() helpKeys {
 				}
 				short = append(short, with(k.Enter, next))
 			}
+			if m.canConfirm() {
+				short = append(short, k.Confirm)
+			}
 			short = append(short, k.Retry, k.Details, k.Rollback, k.Quit)
 		case phaseConfirmRollback:
 			short = []key.Binding{with(k.Yes, "roll back"), with(k.No, "keep")}
+		case phaseSwitches:
+			short = []key.Binding{with(k.Yes, "confirm all"), with(k.No, "back"), k.Down, k.Up}
 		case phaseBlocked, phasePlanError:
 			short = []key.Binding{k.Retry, k.Commands, k.Prev, k.Quit}
 			if m.dry {

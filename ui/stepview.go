@@ -72,6 +72,8 @@ func (m Model) screen(w int) screen {
 		return screen{key: key, top: top, body: m.logView(w), follow: true}
 	case phaseVerified, phaseConfirmRollback:
 		return screen{key: key, top: m.verifyTop(w), body: m.verifyBody(w)}
+	case phaseSwitches, phaseConfirming:
+		return screen{key: key, body: m.switchesBody(w)}
 	case phaseRollingBack:
 		top := m.st.busy.Render(clip(fmt.Sprintf("Rolling back Step %d: restoring the files it changed…", st.ID()), w))
 		return screen{key: key, top: top, body: m.logView(w), follow: true}
