@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -186,6 +187,14 @@ func (m MatrixStep) Verify(ctx context.Context, h *system.Host, a Answers) []Che
 		add(SourceContainer, c)
 	}
 
+	// The socket tables first, before this process opens listeners of its own in either namespace.
+	if gw != nil {
+		add(SourceContainer, containerUDPListeners(h, gw.PID))
+	}
+	if !m.NoHost {
+		add(SourceVM, hostUDPListeners(ctx, h))
+	}
+
 	var wg sync.WaitGroup
 	order := map[string]int{}
 	for i, p := range probes {
@@ -200,9 +209,6 @@ func (m MatrixStep) Verify(ctx context.Context, h *system.Host, a Answers) []Che
 		for _, p := range containerProbes {
 			wg.Add(1)
 			go runProbe(pr, p)
-		}
-		if gw != nil {
-			add(SourceContainer, containerUDPListeners(h, gw.PID))
 		}
 	}
 	hostPr := prober{h: h, resolvers: resolvers}
@@ -338,35 +344,44 @@ func vmChecks(ctx context.Context, h *system.Host, a Answers, gw *gatewayContain
 		return []Check{g}
 	})
 	run(func() []Check { return sshdChecks(ctx, h, a) })
-	run(func() []Check {
-		c := Check{ID: "step8.vm.udp5353", Name: "nothing listens on 5353/udp on the VM (ss -ulpn)", Expect: "no socket on 5353/udp", Source: string(SourceVM), Target: "udp :5353"}
-		out, err := h.Read(ctx, "ss", "-H", "-tulpn")
-		if err != nil {
-			c.Got, c.Reason = "unknown", "ss -H -tulpn: "+cmdOutput(err)
-			return []Check{c}
+	wg.Wait()
+	sort.SliceStable(cs, func(i, j int) bool { return cs[i].ID < cs[j].ID })
+	return cs
+}
+
+// hostUDPListeners: nothing on the VM listens on 5353/udp (mDNS). Read before this process opens its own
+// listeners, and its own sockets are skipped anyway.
+func hostUDPListeners(ctx context.Context, h *system.Host) Check {
+	c := Check{ID: "step8.vm.udp5353", Name: "nothing listens on 5353/udp on the VM (ss -tulpn)", Expect: "no socket on 5353/udp", Source: string(SourceVM), Target: "udp :5353"}
+	out, err := h.Read(ctx, "ss", "-H", "-tulpn")
+	if err != nil {
+		c.Got, c.Reason = "unknown", "ss -H -tulpn: "+cmdOutput(err)
+		return c
+	}
+	self := fmt.Sprintf("pid=%d,", os.Getpid())
+	var found []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Contains(line, self) {
+			continue
 		}
-		var found []string
-		for _, l := range parseListeners(string(out)) {
+		for _, l := range parseListeners(line) {
 			if l.Port == "5353" && strings.HasPrefix(l.Proto, "udp") {
 				found = append(found, l.String())
 			}
 		}
-		c.Got, c.OK = joinOr(found, "; ", "none"), len(found) == 0
-		if !c.OK {
-			c.Reason = "an mDNS responder runs on the VM (avahi?): remove it, nothing in this deployment needs it"
-		}
-		return []Check{c}
-	})
-	wg.Wait()
-	sort.SliceStable(cs, func(i, j int) bool { return cs[i].ID < cs[j].ID })
-	return cs
+	}
+	c.Got, c.OK = joinOr(found, "; ", "none"), len(found) == 0
+	if !c.OK {
+		c.Reason = "an mDNS responder runs on the VM (avahi?): remove it, nothing in this deployment needs it"
+	}
+	return c
 }
 
 // gatewayExposure: the gateway port is bound only to loopback, by Docker's port bindings and by any socket.
 func gatewayExposure(ctx context.Context, h *system.Host, a Answers, gw *gatewayContainer) []Check {
 	port := strconv.Itoa(a.GatewayPort)
 	var cs []Check
-	ls := Check{ID: "step8.vm.gateway-listen", Name: "sockets on port " + port + " (ss -tlnp)", Expect: "none, or 127.0.0.1 only",
+	ls := Check{ID: "step8.vm.gateway-listen", Name: "sockets on port " + port + " (ss -tulpn)", Expect: "none, or 127.0.0.1 only",
 		Source: string(SourceVM), Target: "tcp :" + port}
 	if out, err := h.Read(ctx, "ss", "-H", "-tulpn"); err != nil {
 		ls.Got, ls.Reason = "unknown", "ss -H -tulpn: "+cmdOutput(err)

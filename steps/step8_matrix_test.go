@@ -298,3 +298,18 @@ func TestFindGatewayAndExposure(t *testing.T) {
 		t.Errorf("named container: %+v %v", g, err)
 	}
 }
+
+// TestHostUDPListenersSkipsOwnSockets: the VM's 5353/udp check names other processes' sockets, never the
+// matrix's own mDNS listener.
+func TestHostUDPListenersSkipsOwnSockets(t *testing.T) {
+	own := fmt.Sprintf("udp UNCONN 0 0 0.0.0.0:5353 0.0.0.0:* users:((\"openclaw-harden\",pid=%d,fd=7))\n", os.Getpid())
+	h := system.NewHost(t.TempDir(), false)
+	h.Runner = system.NewFakeRunner(map[string]string{"ss -H -tulpn": own})
+	if c := hostUDPListeners(context.Background(), h); !c.OK {
+		t.Errorf("own socket counted: %+v", c)
+	}
+	h.Runner = system.NewFakeRunner(map[string]string{"ss -H -tulpn": own + "udp UNCONN 0 0 0.0.0.0:5353 0.0.0.0:* users:((\"avahi-daemon\",pid=1,fd=12))\n"})
+	if c := hostUDPListeners(context.Background(), h); c.OK || !strings.Contains(c.Got, "avahi-daemon") {
+		t.Errorf("avahi not reported: %+v", c)
+	}
+}
