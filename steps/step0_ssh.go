@@ -80,7 +80,7 @@ const (
 	sshdDropinPath = assets.SSHDDropinPath
 	// sshdTimeout bounds each sshd/journalctl call: a hung tool must not hang the wizard.
 	sshdTimeout = 30 * time.Second
-	// sshJournalLines is how much of the sshd journal the sshGuardCheck reads (newest first): enough for weeks of
+	// sshJournalLines is how much of the sshd journal the lockout guard reads (newest first): enough for weeks of
 	// logins on a quiet VM without reading gigabytes on one that was brute-forced while passwords were on.
 	sshJournalLines = "20000"
 	sshAuthLog      = "/var/log/auth.log"
@@ -524,9 +524,14 @@ func parseAcceptedLogins(log string, syslog bool) []acceptedLogin {
 	return out
 }
 
-// sshdLog reads what sshd logged: the journal of ssh.service, else /var/log/auth.log.
+// sshdLog reads what sshd logged: the journal of ssh.service, else /var/log/auth.log (root-only writable).
+//
+// Only root's entries count (_UID=0, a field journald sets itself): when logins get no session scope of
+// their own, everything a logged-in user runs is journaled under ssh.service too, so a user could otherwise
+// `logger "Accepted publickey for admin …"` and pass for the admin's key login. sshd logs "Accepted" from
+// its privileged (root) process.
 func sshdLog(ctx context.Context, h *system.Host) (string, string) {
-	argv := []string{"journalctl", "-u", sshdUnit, "--no-pager", "-o", "cat", "-n", sshJournalLines}
+	argv := []string{"journalctl", "-u", sshdUnit, "_UID=0", "--no-pager", "-o", "cat", "-n", sshJournalLines}
 	out, err := h.ReadCmd(ctx, system.Cmd{Argv: argv, Timeout: sshdTimeout})
 	if err == nil && len(out) > 0 {
 		return string(out), "the journal of " + sshdUnit

@@ -39,7 +39,7 @@ func step0Data(t *testing.T, name string) string {
 }
 
 const (
-	journalArgv = "journalctl -u ssh.service --no-pager -o cat -n 20000"
+	journalArgv = "journalctl -u ssh.service _UID=0 --no-pager -o cat -n 20000"
 	adminPasswd = "admin:x:1000:1000:Admin,,,:/home/admin:/bin/bash\n"
 	// the session the tool runs in: the journal's "Accepted publickey for admin from 192.168.1.50 port 50522"
 	thisSession = "192.168.1.50 50522 192.168.1.10 22"
