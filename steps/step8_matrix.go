@@ -154,11 +154,10 @@ func (m MatrixStep) Verify(ctx context.Context, h *system.Host, a Answers) []Che
 		mu.Unlock()
 	}
 
-	// The container's namespace first: probes from it need it.
-	var ns *system.NetNS
-	var gw *gatewayContainer
 	var containerProbes, vmProbes []Probe
-	for _, p := range probes {
+	order := map[string]int{}
+	for i, p := range probes {
+		order[p.ID] = i
 		switch p.Source {
 		case SourceContainer:
 			containerProbes = append(containerProbes, p)
@@ -166,6 +165,38 @@ func (m MatrixStep) Verify(ctx context.Context, h *system.Host, a Answers) []Che
 			vmProbes = append(vmProbes, p)
 		}
 	}
+	var wg sync.WaitGroup
+	runProbe := func(pr prober, p Probe) {
+		defer wg.Done()
+		add(p.Source, probeCheck(p, pr.run(ctx, p)))
+	}
+
+	// The VM's socket table before this process opens listeners of its own; then the VM's and the LAN
+	// host's work starts while the gateway container is looked up (the docker CLI takes a while).
+	if !m.NoHost {
+		add(SourceVM, hostUDPListeners(ctx, h))
+	}
+	hostPr := prober{h: h, resolvers: resolvers}
+	for _, p := range vmProbes {
+		wg.Add(1)
+		go runProbe(hostPr, p)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		add(SourceLAN, lanChecks(ctx, h, a)...)
+	}()
+	var gw *gatewayContainer
+	gwKnown := make(chan struct{})
+	if !m.NoHost {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			add(SourceVM, vmChecks(ctx, h, a, func() *gatewayContainer { <-gwKnown; return gw })...)
+		}()
+	}
+
+	var ns *system.NetNS
 	if m.Container != nil {
 		ns = m.Container
 		add(SourceContainer, Check{ID: "step8.container.found", Name: "namespace to probe from", Expect: "given", Got: ns.String(), OK: true, Source: string(SourceContainer)})
@@ -186,23 +217,10 @@ func (m MatrixStep) Verify(ctx context.Context, h *system.Host, a Answers) []Che
 		}
 		add(SourceContainer, c)
 	}
-
-	// The socket tables first, before this process opens listeners of its own in either namespace.
+	close(gwKnown)
 	if gw != nil {
+		// The container's socket table before the container probes open a listener there.
 		add(SourceContainer, containerUDPListeners(h, gw.PID))
-	}
-	if !m.NoHost {
-		add(SourceVM, hostUDPListeners(ctx, h))
-	}
-
-	var wg sync.WaitGroup
-	order := map[string]int{}
-	for i, p := range probes {
-		order[p.ID] = i
-	}
-	runProbe := func(pr prober, p Probe) {
-		defer wg.Done()
-		add(p.Source, probeCheck(p, pr.run(ctx, p)))
 	}
 	if ns != nil {
 		pr := prober{h: h, ns: *ns, resolvers: resolvers}
@@ -211,23 +229,6 @@ func (m MatrixStep) Verify(ctx context.Context, h *system.Host, a Answers) []Che
 			go runProbe(pr, p)
 		}
 	}
-	hostPr := prober{h: h, resolvers: resolvers}
-	for _, p := range vmProbes {
-		wg.Add(1)
-		go runProbe(hostPr, p)
-	}
-	if !m.NoHost {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			add(SourceVM, vmChecks(ctx, h, a, gw)...)
-		}()
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		add(SourceLAN, lanChecks(ctx, h, a)...)
-	}()
 	wg.Wait()
 
 	var out []Check
@@ -303,8 +304,9 @@ func retag(cs []Check) []Check {
 	return cs
 }
 
-// vmChecks re-reads what Steps 0, 2 and 4 verify and the gateway's exposure on the VM, concurrently.
-func vmChecks(ctx context.Context, h *system.Host, a Answers, gw *gatewayContainer) []Check {
+// vmChecks re-reads what Steps 0, 2 and 4 verify and the gateway's exposure on the VM, concurrently;
+// gateway blocks until the container lookup is done.
+func vmChecks(ctx context.Context, h *system.Host, a Answers, gateway func() *gatewayContainer) []Check {
 	var mu sync.Mutex
 	var cs []Check
 	var wg sync.WaitGroup
@@ -328,7 +330,7 @@ func vmChecks(ctx context.Context, h *system.Host, a Answers, gw *gatewayContain
 		}
 		return append(cs, retag(DockerUserStep{}.Verify(ctx, h, a))...)
 	})
-	run(func() []Check { return gatewayExposure(ctx, h, a, gw) })
+	run(func() []Check { return gatewayExposure(ctx, h, a, gateway()) })
 	run(func() []Check {
 		g := Check{ID: "step8.vm.ipv6.global", Name: "no global IPv6 address (ip -6 addr)", Expect: "none", Source: string(SourceVM)}
 		if out, err := h.Read(ctx, "ip", "-j", "-6", "addr"); err != nil {
