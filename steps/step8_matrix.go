@@ -593,7 +593,7 @@ func lanChecks(ctx context.Context, h *system.Host, a Answers) []Check {
 	ps := lanProbes(a, vmIP)
 	t0 := time.Now()
 	res, err := h.SSHRun(ctx, net.JoinHostPort(lh.Address, "22"), lh.User, lh.KeyFile, "bash -c "+system.ShellQuote([]string{lanScript(ps, DefaultProbeTimeout)}),
-		DefaultProbeTimeout+10*time.Second)
+		DefaultProbeTimeout, DefaultProbeTimeout+10*time.Second)
 	base.DurationMS = time.Since(t0).Milliseconds()
 	switch {
 	case errors.Is(err, system.ErrDryRun):

@@ -17,10 +17,10 @@ type SSHRunResult struct {
 	HostKey        string // "ED25519 SHA256:…" of the server, for the record (the key is not pinned)
 }
 
-// SSHRun logs in to addr (host:port) as user with the private key in keyFile and runs cmd there, bounded
-// by timeout. The TCP connection goes through Host.Dial, so in dry-run nothing is sent and the run is only
+// SSHRun logs in to addr (host:port) as user with the private key in keyFile and runs cmd there: the TCP
+// connect is bounded by connectTimeout, the whole run by timeout. The TCP connection goes through Host.Dial, so in dry-run nothing is sent and the run is only
 // recorded. The server's host key is not pinned (the answers carry none): it is returned for the record.
-func (h *Host) SSHRun(ctx context.Context, addr, user, keyFile, cmd string, timeout time.Duration) (SSHRunResult, error) {
+func (h *Host) SSHRun(ctx context.Context, addr, user, keyFile, cmd string, connectTimeout, timeout time.Duration) (SSHRunResult, error) {
 	res := SSHRunResult{Exit: -1}
 	pem, err := h.ReadFile(keyFile)
 	if err != nil {
@@ -41,7 +41,7 @@ func (h *Host) SSHRun(ctx context.Context, addr, user, keyFile, cmd string, time
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	conn, err := h.Dial(ctx, "tcp", addr, timeout)
+	conn, err := h.Dial(ctx, "tcp", addr, connectTimeout)
 	if err != nil {
 		return res, err
 	}
