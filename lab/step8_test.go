@@ -215,6 +215,17 @@ func TestLabStep8(t *testing.T) {
 
 	t.Run("after", func(t *testing.T) {
 		step8Assert(t, l, "after hardening")
+		// With lan_host set, the hardened VM cannot reach the LAN host any more: the step says so plainly.
+		cs, code, wall, _ := step8Run(t, l, "OPENCLAW_HARDEN_GATEWAY_CONTAINER=labgw openclaw-harden verify --answers /root/lab-lan.yaml --step 8 --json")
+		for _, c := range cs {
+			if c.Source != "lan" {
+				continue
+			}
+			l.Logf("after hardening, lan_host set: %s ok=%v got %s | %s (verify exit %d in %s)", c.Name, c.OK, c.Got, c.Reason, code, wall)
+			if c.ID == "step8.lan.ssh-login" && (!c.OK || !strings.HasPrefix(c.Got, "not run: the VM cannot reach the LAN host")) {
+				t.Errorf("after hardening, the LAN host part: %+v", c)
+			}
+		}
 		step8Report(t, l)
 		step8Bench(t, l)
 	})
