@@ -41,7 +41,7 @@ var (
 	// OpenClawUID owns the mounted directories: the image runs as node (uid 1000).
 	OpenClawUID = 1000
 	// healthTimeout bounds the wait for the container's health check after docker compose up.
-	healthTimeout      = 4 * time.Minute
+	healthTimeout      = 6 * time.Minute
 	healthPollInterval = 2 * time.Second
 )
 
@@ -189,13 +189,16 @@ func detectCompose(ctx context.Context, h *system.Host) (ComposeCLI, error) {
 
 // containerState is the part of `docker inspect` Steps 6–8 read.
 type containerState struct {
-	Name  string `json:"Name"`
-	Image string `json:"Image"`
-	State struct {
-		Status  string `json:"Status"`
-		Running bool   `json:"Running"`
-		Pid     int    `json:"Pid"`
-		Health  *struct {
+	Name         string `json:"Name"`
+	Image        string `json:"Image"`
+	RestartCount int    `json:"RestartCount"`
+	State        struct {
+		Status    string `json:"Status"`
+		Running   bool   `json:"Running"`
+		Pid       int    `json:"Pid"`
+		ExitCode  int    `json:"ExitCode"`
+		OOMKilled bool   `json:"OOMKilled"`
+		Health    *struct {
 			Status string `json:"Status"`
 			Log    []struct {
 				ExitCode int    `json:"ExitCode"`
@@ -496,6 +499,12 @@ func waitHealthy(ctx context.Context, h *system.Host, name string, timeout time.
 			st = "unreadable: " + firstLine(err.Error())
 		} else if found {
 			st = c.State.Status + ", health " + c.health()
+			if c.RestartCount > 0 || !c.State.Running {
+				st += fmt.Sprintf(", %d restart(s), last exit %d", c.RestartCount, c.State.ExitCode)
+			}
+			if c.State.OOMKilled {
+				st += ", OOM-killed"
+			}
 		}
 		if st != last {
 			progressFunc(h)(fmt.Sprintf("%s: %s (%s)", name, st, h.Now().Sub(start).Round(time.Second)))
@@ -513,8 +522,9 @@ func waitHealthy(ctx context.Context, h *system.Host, name string, timeout time.
 				l := c.State.Health.Log[len(c.State.Health.Log)-1]
 				msg += fmt.Sprintf("; last health check exit %d: %s", l.ExitCode, firstLine(strings.TrimSpace(l.Output)))
 			}
-			if logs, err := h.Read(ctx, "docker", "logs", "--tail", "20", name); err == nil {
-				msg += "\ndocker logs --tail 20 " + name + ":\n" + h.Redact(strings.TrimRight(string(logs), "\n"))
+			// The gateway logs to stderr too: both streams.
+			if logs, err := h.Read(ctx, "sh", "-c", "docker logs --tail 30 "+name+" 2>&1"); err == nil {
+				msg += "\ndocker logs --tail 30 " + name + ":\n" + h.Redact(strings.TrimRight(string(logs), "\n"))
 			}
 			return errors.New(msg)
 		}

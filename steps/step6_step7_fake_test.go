@@ -136,7 +136,7 @@ func TestStep6And7OnAFakeHost(t *testing.T) {
 	if err != nil || p7.Blocked != "" || p7.Empty() {
 		t.Fatalf("step 7 plan: %v %q empty=%v", err, p7.Blocked, p7.Empty())
 	}
-	f.Set("docker restart openclaw-gateway", system.FakeResponse{Stdout: "openclaw-gateway\n"})
+	f.Set("docker restart -t 60 openclaw-gateway", system.FakeResponse{Stdout: "openclaw-gateway\n"})
 	if err := (PolicyStep{}).Apply(ctx, h, p7); err != nil {
 		t.Fatalf("step 7 apply: %v", err)
 	}

@@ -66,7 +66,7 @@ func (PolicyStep) Plan(ctx context.Context, h *system.Host, a Answers) (Plan, er
 	p.Commands = []string{
 		"sudoedit " + openclawJSONPath() + "   # or: docker exec -i " + GatewayContainer + " openclaw config patch --stdin < hardened.json5",
 		"sudo chmod 0600 " + openclawJSONPath(),
-		"docker restart " + GatewayContainer,
+		"docker restart -t 60 " + GatewayContainer,
 		"docker exec " + GatewayContainer + " openclaw security audit --json --deep   # read .summary: it exits 0 even with critical findings",
 	}
 	return p, nil
@@ -90,7 +90,7 @@ func (PolicyStep) Apply(ctx context.Context, h *system.Host, p Plan) error {
 	if _, found, _ := inspectContainer(ctx, h, GatewayContainer); !found {
 		return nil
 	}
-	if _, err := h.ExecCmd(ctx, system.Cmd{Argv: []string{"docker", "restart", GatewayContainer}, Timeout: 3 * time.Minute}); err != nil {
+	if _, err := h.ExecCmd(ctx, system.Cmd{Argv: []string{"docker", "restart", "-t", "60", GatewayContainer}, Timeout: 3 * time.Minute}); err != nil {
 		return fmt.Errorf("docker restart %s: %w", GatewayContainer, err)
 	}
 	return waitHealthy(ctx, h, GatewayContainer, healthTimeout)
