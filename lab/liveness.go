@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -134,10 +133,7 @@ func ProveLiveness(t testing.TB, l *Lab) *Liveness {
 	// an HTTP request to the HTTPS port: Go's TLS server answers "HTTP/1.0 400 Bad Request", so it is there
 	cprobes["tcp "+InetAddr+":443 (HTTPS server)"] = httpGet(InetAddr + ":443")
 	var script strings.Builder
-	var order []string
-	for _, u := range MustFailHTTP {
-		order = append(order, u)
-	}
+	order := append([]string(nil), MustFailHTTP...)
 	order = append(order, "tcp "+LANHostAddr+":22", "dns api.telegram.org @"+DNSAddr, "tcp "+InetAddr+":443 (HTTPS server)")
 	for i, name := range order {
 		fmt.Fprintf(&script, "( %s ) >/dev/null 2>&1; echo \"PROBE %d $?\"\n", cprobes[name], i)
@@ -213,7 +209,7 @@ func BuildBinary(t testing.TB) (string, error) {
 		}
 		goTool, err := exec.LookPath("go")
 		if err != nil {
-			goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+			goTool = "/usr/local/go/bin/go" // where this project's machines have it
 		}
 		out := filepath.Join(dir, "openclaw-harden")
 		cmd := exec.Command(goTool, "build", "-o", out, ".")

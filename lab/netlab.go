@@ -71,9 +71,6 @@ var links = []link{
 
 // run runs a command on this machine (LC_ALL=C) and returns its combined output; errors carry argv and output.
 func run(ctx context.Context, argv ...string) (string, error) {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
@@ -91,7 +88,7 @@ func ipIn(ns string, args ...string) (string, error) {
 	if ns != "" {
 		argv = append(argv, "-n", ns)
 	}
-	return run(nil, append(argv, args...)...)
+	return run(context.Background(), append(argv, args...)...)
 }
 
 // inNS runs fn on an OS thread switched into namespace ns. Sockets created by fn stay in ns; everything else
@@ -151,22 +148,11 @@ func listenIn(ns, network, addr string) (net.Listener, error) {
 	return l, err
 }
 
-// listenPacketIn opens a packet listener inside lab namespace ns.
-func listenPacketIn(ns, network, addr string) (net.PacketConn, error) {
-	var c net.PacketConn
-	err := inNS(ns, func() error {
-		var err error
-		c, err = net.ListenPacket(network, addr)
-		return err
-	})
-	return c, err
-}
-
 // buildNetwork creates every namespace, bridge, veth and route of the lab. Nothing is created in the
 // namespace the harness runs in: every `ip link add` runs with -n inside a lab namespace.
 func buildNetwork() error {
 	for _, ns := range Namespaces {
-		if _, err := run(nil, "ip", "netns", "add", ns); err != nil {
+		if _, err := run(context.Background(), "ip", "netns", "add", ns); err != nil {
 			return err
 		}
 		if _, err := ipIn(ns, "link", "set", "lo", "up"); err != nil {
@@ -227,12 +213,12 @@ func buildNetwork() error {
 		}
 	}
 	// Forwarding is a per-namespace setting: this changes the router namespace only.
-	if _, err := run(nil, "ip", "netns", "exec", r, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"); err != nil {
+	if _, err := run(context.Background(), "ip", "netns", "exec", r, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"); err != nil {
 		return err
 	}
 	// Bridged frames pass the router namespace's iptables (br_netfilter), so a test can enforce the
 	// hypervisor-layer rule set on the VM's tap with -m physdev. Per-namespace; absent if br_netfilter is.
-	_, _ = run(nil, "ip", "netns", "exec", r, "sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=1")
+	_, _ = run(context.Background(), "ip", "netns", "exec", r, "sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=1")
 	return nil
 }
 
@@ -469,7 +455,7 @@ func Teardown() error {
 		}
 		_ = os.Remove(pf)
 	}
-	out, err := run(nil, "ip", "netns", "list")
+	out, err := run(context.Background(), "ip", "netns", "list")
 	if err != nil {
 		return err
 	}
@@ -481,7 +467,7 @@ func Teardown() error {
 		}
 	}
 	for _, ns := range names {
-		pout, _ := run(nil, "ip", "netns", "pids", ns)
+		pout, _ := run(context.Background(), "ip", "netns", "pids", ns)
 		for _, p := range strings.Fields(pout) {
 			if pid, err := strconv.Atoi(p); err == nil && pid > 1 && pid != os.Getpid() {
 				_ = syscall.Kill(pid, syscall.SIGKILL)
@@ -492,13 +478,13 @@ func Teardown() error {
 	deadline := time.Now().Add(10 * time.Second)
 	for _, ns := range names {
 		for {
-			pout, _ := run(nil, "ip", "netns", "pids", ns)
+			pout, _ := run(context.Background(), "ip", "netns", "pids", ns)
 			if strings.TrimSpace(pout) == "" || time.Now().After(deadline) {
 				break
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
-		if _, err := run(nil, "ip", "netns", "del", ns); err != nil {
+		if _, err := run(context.Background(), "ip", "netns", "del", ns); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -107,27 +107,6 @@ func (s *services) serveHTTP(ns, addr string, h http.Handler, cert *tls.Certific
 	return nil
 }
 
-// serveBanner accepts TCP connections on addr inside ns, writes banner and closes.
-func (s *services) serveBanner(ns, addr, banner string) error {
-	l, err := listenIn(ns, "tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listening on %s in %s: %w", addr, ns, err)
-	}
-	s.addListener(l)
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-			_, _ = io.WriteString(c, banner)
-			_ = c.Close()
-		}
-	}()
-	return nil
-}
-
 // startProc starts argv inside namespace ns (through `ip netns exec`), from a goroutine locked to its OS
 // thread for the life of the process, so PR_SET_PDEATHSIG (tied to the forking thread) only fires when the
 // harness itself dies.

@@ -31,7 +31,7 @@ const (
 func (l *Lab) Boot() error {
 	done := l.Phase("boot the VM to SSH")
 	overlay := filepath.Join(l.Dir, "overlay.qcow2")
-	if _, err := run(nil, "qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", l.Image.Base, overlay); err != nil {
+	if _, err := run(context.Background(), "qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", l.Image.Base, overlay); err != nil {
 		return err
 	}
 	console := filepath.Join(l.Dir, "console.log")

@@ -8,7 +8,7 @@ var _ Confirmer = ProxmoxStep{}
 func (ProxmoxStep) Confirmations(a Answers) []Confirmation {
 	var out []Confirmation
 	for _, s := range ProxmoxSwitches(a) {
-		out = append(out, Confirmation{ID: s.ID, Name: s.Name, Commands: s.Commands, Expect: s.Expect})
+		out = append(out, Confirmation(s))
 	}
 	return out
 }
