@@ -370,7 +370,7 @@ func cmdRollback(ctx context.Context, o *opts, stdout, stderr io.Writer) error {
 		if o.step >= 0 {
 			which = fmt.Sprintf("step %d", o.step)
 		}
-		fmt.Fprintf(stdout, "nothing to roll back: no backups for %s in %s/backups\n", which, o.stateDir)
+		fmt.Fprintf(stdout, "nothing to roll back for %s: every file it changed is already as its backup in %s/backups\n", which, o.stateDir)
 	}
 	return nil
 }

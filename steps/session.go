@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"openclaw-harden/system"
 )
@@ -118,18 +119,34 @@ func (s *Session) Verify(ctx context.Context, st Step) []Check {
 
 // Rollback restores the files a step changed (every step when id < 0) and marks it pending again.
 func (s *Session) Rollback(id int) ([]string, error) {
+	before, _ := s.Host.Backups()
 	paths, err := s.Host.Rollback(id)
 	if err != nil {
 		return paths, err
 	}
-	for _, st := range s.Steps {
-		if id < 0 || st.ID() == id {
-			if len(paths) > 0 || id >= 0 {
-				s.set(st.ID(), StatusPending, "rolled back")
-			}
+	touched := map[int]bool{}
+	for _, e := range before {
+		if id < 0 || e.Step == id {
+			touched[e.Step] = true
 		}
 	}
-	return paths, nil
+	var reloadErr error
+	for _, st := range s.Steps {
+		if id >= 0 && st.ID() != id {
+			continue
+		}
+		if r, ok := st.(Reloader); ok && touched[st.ID()] && len(paths) > 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			if err := r.AfterRollback(ctx, s.Host); err != nil && reloadErr == nil {
+				reloadErr = fmt.Errorf("step %d: files restored, but reloading what uses them failed: %w", st.ID(), err)
+			}
+			cancel()
+		}
+		if len(paths) > 0 || id >= 0 {
+			s.set(st.ID(), StatusPending, "rolled back")
+		}
+	}
+	return paths, reloadErr
 }
 
 // Resume is the index of the first step that has not passed.

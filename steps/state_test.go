@@ -138,3 +138,25 @@ func TestChangeActionsAndRedactedDiff(t *testing.T) {
 		t.Fatal("actions")
 	}
 }
+
+func TestRollbackReloadsWhatUsesTheFiles(t *testing.T) {
+	r := system.NewFakeRunner(map[string]string{"systemctl reload ssh.service": ""})
+	h := system.NewFakeHost(t.TempDir(), t.TempDir(), r, false)
+	s := NewSession(h, Defaults(), nil)
+	h.SetStep(0)
+	if err := h.WriteFile(context.Background(), "/etc/ssh/sshd_config.d/00-openclaw-harden.conf", []byte("PasswordAuthentication no\n"), system.WriteOpts{}); err != nil {
+		t.Fatal(err)
+	}
+	paths, err := s.Rollback(0)
+	if err != nil || len(paths) != 1 {
+		t.Fatalf("rollback: %v %v", paths, err)
+	}
+	calls := r.CallsSnapshot()
+	if len(calls) != 1 || calls[0] != "systemctl reload ssh.service" {
+		t.Fatalf("after restoring sshd's drop-in the rollback ran %q, want a reload of ssh.service", calls)
+	}
+	// Nothing restored: nothing reloaded.
+	if _, err := s.Rollback(0); err != nil || len(r.CallsSnapshot()) != 1 {
+		t.Fatalf("second rollback: %v, calls %q", err, r.CallsSnapshot())
+	}
+}

@@ -234,3 +234,9 @@ type Confirmer interface {
 	Confirmations(a Answers) []Confirmation
 	Confirm(h *system.Host, a Answers, ids []string) error
 }
+
+// Reloader is a step whose restored files only take effect after a reload (sshd, UFW, Docker); Rollback
+// runs it so "rolled back" means the running system, not just the files.
+type Reloader interface {
+	AfterRollback(ctx context.Context, h *system.Host) error
+}

@@ -449,12 +449,32 @@ func (h *Host) Rollback(step int) ([]string, error) {
 			continue
 		}
 		seen[e.Path] = true
+		if h.alreadyRestored(e) {
+			continue
+		}
 		if err := h.restore(e); err != nil {
 			return done, fmt.Errorf("restoring %s: %w", e.Path, err)
 		}
 		done = append(done, e.Path)
 	}
 	return done, nil
+}
+
+// alreadyRestored reports a file that is already as the backup has it, so a second rollback does nothing.
+func (h *Host) alreadyRestored(e BackupEntry) bool {
+	st, err := os.Lstat(h.Path(e.Path))
+	if !e.Existed {
+		return errors.Is(err, fs.ErrNotExist)
+	}
+	if err != nil || st.Mode().Perm() != e.Mode {
+		return false
+	}
+	data, err := os.ReadFile(h.Path(e.Path))
+	if err != nil {
+		return false
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:]) == e.SHA256
 }
 
 func (h *Host) restore(e BackupEntry) error {
