@@ -53,6 +53,8 @@ func commands() []command {
 			"openclaw-harden render proxmox-fw --answers answers.yaml > 100.fw", nil, cmdRender},
 		{"check", "check KIND FILE", "validate a file you already have (" + strings.Join(checkKinds(), ", ") + "); findings as FILE:LINE: message",
 			"openclaw-harden check proxmox-fw /etc/pve/firewall/100.fw", nil, cmdCheck},
+		{"report", "report [--answers F]", "run the verification matrix and write a Markdown report (state dir and stdout)",
+			"openclaw-harden report > hardening-report.md", nil, cmdReport},
 		{"rollback", "rollback [--step N]", "restore the files a step changed (or every step's) from the backups",
 			"openclaw-harden rollback --step 2", []string{"step", "yes"}, cmdRollback},
 	}
@@ -184,7 +186,7 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		return c.run(ctx, o, stdout, stderr)
 	}
-	return usagef("unknown command %q; the commands are plan, apply, verify, audit, render, check and rollback", o.cmd)
+	return usagef("unknown command %q; the commands are plan, apply, verify, audit, report, render, check and rollback", o.cmd)
 }
 
 func allowedFlags(o *opts, c command) error {
