@@ -40,6 +40,13 @@ phase "unit tests (-race, -short)"
 go test -race -short -count=1 ./...
 
 if [ "$(id -u)" = 0 ] && command -v ip >/dev/null; then
+	phase "the real OpenClaw CLI (npm openclaw@2026.9.6 with Node 24, cached)"
+	if command -v npm >/dev/null; then
+		sh lab/openclaw-install.sh >/dev/null || echo "could not install OpenClaw from npm: its tests will say they skipped"
+	else
+		echo "npm not found: the OpenClaw CLI tests will say they skipped"
+	fi
+
 	phase "namespace and terminal tests (real kernel, in network namespaces this run creates)"
 	go test -race -count=1 -run 'Netns|Namespace|Tmux' ./...
 else
