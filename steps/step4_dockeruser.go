@@ -870,3 +870,27 @@ func firstDifference(want, got []string) string {
 	}
 	return ""
 }
+
+// ResetDockerUserWithoutBlock is for after a rollback: when the restored after.rules has no block, the live
+// chain goes back to what Docker makes (a lone RETURN). A ufw reload alone leaves the old rules loaded until
+// the next boot, since nothing declares the chain any more. It does nothing when the file still has a block
+// (the reload loads that one) or when there is no DOCKER-USER chain.
+func ResetDockerUserWithoutBlock(ctx context.Context, h *system.Host) error {
+	data, err := h.ReadFile(afterRulesPath)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("reading %s: %w", afterRulesPath, err)
+	}
+	if ExtractDockerUserBlock(string(data)) != "" {
+		return nil
+	}
+	if _, err := h.Read(ctx, "iptables", "-S", "DOCKER-USER"); err != nil {
+		return nil
+	}
+	if _, err := h.Exec(ctx, "iptables", "-w", "-F", "DOCKER-USER"); err != nil {
+		return fmt.Errorf("emptying DOCKER-USER after the rollback: %w", err)
+	}
+	if _, err := h.Exec(ctx, "iptables", "-w", "-A", "DOCKER-USER", "-j", "RETURN"); err != nil {
+		return fmt.Errorf("putting Docker's RETURN back in DOCKER-USER after the rollback: %w", err)
+	}
+	return nil
+}

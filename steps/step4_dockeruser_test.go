@@ -274,6 +274,12 @@ func (k *kernel4) Run(_ context.Context, c system.Cmd) ([]byte, error) {
 			k.forward = append(k.forward[:i:i], k.forward[i+1:]...)
 		}
 		return nil, nil
+	case "iptables -w -F DOCKER-USER":
+		k.chain = nil
+		return nil, nil
+	case "iptables -w -A DOCKER-USER -j RETURN":
+		k.chain = append(k.chain, "-A DOCKER-USER -j RETURN")
+		return nil, nil
 	case "iptables -w -I FORWARD 1 -j DOCKER-USER":
 		k.forward = append([]string{forwardJumpRule}, k.forward...)
 		return nil, nil
@@ -301,7 +307,9 @@ func (k *kernel4) Run(_ context.Context, c system.Cmd) ([]byte, error) {
 		if err != nil {
 			return fail(1, err.Error())
 		}
-		load(string(b))
+		if ExtractDockerUserBlock(string(b)) != "" { // without a block nothing declares DOCKER-USER: it is left alone
+			load(string(b))
+		}
 		return []byte("Firewall reloaded\n"), nil
 	case "docker info --format {{json .}}":
 		if k.dockerInfo == "" {
@@ -531,4 +539,42 @@ func FuzzCheckAfterRules(f *testing.F) {
 func markerLinesOf(s string) []int {
 	b, _ := markerLines(strings.Split(s, "\n"))
 	return b
+}
+
+// TestStep4AfterRollback: the rollback hook (rollback_hooks.go) reloads UFW; ResetDockerUserWithoutBlock puts
+// the live chain back to Docker's lone RETURN when the restored file has no block.
+func TestStep4AfterRollback(t *testing.T) {
+	ctx := context.Background()
+	h, k := newStep4Host(t)
+	s := DockerUserStep{}
+	a := step4Answers()
+	p, err := s.Plan(ctx, h, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.SetStep(4)
+	if err := s.Apply(ctx, h, p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Rollback(4); err != nil {
+		t.Fatal(err)
+	}
+	if err := ResetDockerUserWithoutBlock(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(k.chain, "\n") != "-A DOCKER-USER -j RETURN" {
+		t.Errorf("live chain after ResetDockerUserWithoutBlock: %v", k.chain)
+	}
+	if err := s.AfterRollback(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(h.Root, afterRulesPath)); string(b) != debianAfterRules(t) {
+		t.Error("after.rules is not the stock file after the rollback")
+	}
+	if strings.Join(k.chain, "\n") != "-A DOCKER-USER -j RETURN" {
+		t.Errorf("live chain after the rollback: %v", k.chain)
+	}
+	if strings.Count(strings.Join(k.calls, "\n"), "ufw reload") != 2 {
+		t.Errorf("calls: %v", k.calls)
+	}
 }

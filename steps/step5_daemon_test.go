@@ -548,3 +548,29 @@ func TestStep5KeepsDirMode(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestStep5AfterRollback(t *testing.T) {
+	ctx := context.Background()
+	op := step5Testdata(t, "daemon-operator.json")
+	h, d := newStep5Host(t, op)
+	h.SetStep(5)
+	p, err := DaemonStep{}.Plan(ctx, h, step4Answers())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := (DaemonStep{}).Apply(ctx, h, p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Rollback(5); err != nil {
+		t.Fatal(err)
+	}
+	if err := (DaemonStep{}).AfterRollback(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(h.Root, daemonJSONPath)); string(got) != string(op) {
+		t.Errorf("daemon.json after the rollback:\n%s", got)
+	}
+	if d.cfg["icc"] != true || !d.running {
+		t.Errorf("Docker did not restart with the restored file: %v running=%v", d.cfg, d.running)
+	}
+}
