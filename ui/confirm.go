@@ -79,9 +79,9 @@ func (m Model) switchesBody(w int) string {
 		var b strings.Builder
 		b.WriteString(m.st.section.Render("• "+x.Name) + "\n")
 		for _, cmd := range x.Commands {
-			b.WriteString(wrap("  $ "+cmd, w) + "\n")
+			b.WriteString(bullet("  $ ", cmd, w) + "\n")
 		}
-		b.WriteString(wrap("  expected: "+x.Expect, w))
+		b.WriteString(bullet("  expected: ", x.Expect, w))
 		parts = append(parts, b.String())
 	}
 	if m.phase == phaseConfirming {

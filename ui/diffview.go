@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"charm.land/lipgloss/v2"
+	"github.com/charmbracelet/x/ansi"
 
 	"openclaw-harden/steps"
 )
@@ -56,9 +57,26 @@ func (m Model) colorDiff(diff string, w int, headers bool) string {
 		case strings.HasPrefix(line, `\`): // "\ No newline at end of file"
 			style = m.st.dim
 		}
-		for _, piece := range strings.Split(hardwrap(line, w), "\n") {
-			out = append(out, style.Render(piece))
-		}
+		out = append(out, style.Render(continued(line, w)))
 	}
 	return strings.Join(out, "\n")
+}
+
+// continued wraps a long diff line and starts each continuation with the line's diff mark and "…", so a
+// wrapped piece can never be read as a line of its own (or as context) in the diff.
+func continued(line string, w int) string {
+	if w <= 2 || ansi.StringWidth(line) <= w {
+		return line
+	}
+	mark := ""
+	if line != "" && strings.ContainsAny(line[:1], "+- ") {
+		mark = line[:1]
+	}
+	first := ansi.Truncate(line, w, "")
+	rest := strings.TrimPrefix(line, first)
+	pieces := []string{first}
+	for _, p := range strings.Split(hardwrap(rest, w-len(mark)-1), "\n") {
+		pieces = append(pieces, mark+"…"+p)
+	}
+	return strings.Join(pieces, "\n")
 }
