@@ -19,8 +19,13 @@ func (SSHStep) AfterRollback(ctx context.Context, h *system.Host) error {
 	return err
 }
 
-// AfterRollback reloads UFW, when it is active, so the restored after.rules is what the kernel runs.
+// AfterRollback makes the restored after.rules what the kernel runs: without a block the chain goes back to
+// Docker's lone RETURN (a reload alone would leave the old rules loaded until the next boot), then UFW, when
+// active, is reloaded.
 func (DockerUserStep) AfterRollback(ctx context.Context, h *system.Host) error {
+	if err := ResetDockerUserWithoutBlock(ctx, h); err != nil {
+		return err
+	}
 	out, err := h.Read(ctx, "ufw", "status")
 	if err != nil || !containsLine(string(out), "Status: active") {
 		return nil
