@@ -290,6 +290,3 @@ func md(s string) string {
 	s = strings.ReplaceAll(s, "|", `\|`)
 	return strings.Join(strings.Fields(s), " ")
 }
-
-// cmdReport is reached through commands()' table once the "report" row is added there.
-var _ = cmdReport
