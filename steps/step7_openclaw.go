@@ -108,10 +108,10 @@ func auditArgv(deep bool) []string {
 // RunAudit runs the audit and parses it; the container's openclaw symlink is tried first, then node dist/index.js.
 func RunAudit(ctx context.Context, h *system.Host, deep bool) (AuditReport, error) {
 	argv := auditArgv(deep)
-	out, err := h.ReadCmd(ctx, system.Cmd{Argv: argv, Timeout: 2 * time.Minute})
+	out, err := h.ReadCmd(ctx, system.Cmd{Argv: argv, Timeout: 5 * time.Minute})
 	if err != nil && jsonDocument(out) == nil {
 		alt := append([]string{"docker", "exec", GatewayContainer, "node", "dist/index.js"}, argv[4:]...)
-		out2, err2 := h.ReadCmd(ctx, system.Cmd{Argv: alt, Timeout: 2 * time.Minute})
+		out2, err2 := h.ReadCmd(ctx, system.Cmd{Argv: alt, Timeout: 5 * time.Minute})
 		if err2 != nil && jsonDocument(out2) == nil {
 			return AuditReport{}, fmt.Errorf("%s: %s", strings.Join(argv, " "), h.Redact(firstLine(err.Error())))
 		}
