@@ -122,6 +122,13 @@ func TestLabStep2Host(t *testing.T) {
 	}
 
 	t.Run("apply", func(t *testing.T) {
+		// Steps 0 and 2 together, as the profile runs them: keys only first, then the host layer.
+		d0 := l.Phase("step 0: apply headless (before Step 2)")
+		o0, e0, code0, err0 := l.RunTimeout("openclaw-harden apply --answers /root/lab.yaml --yes --step 0", nil, 10*time.Minute)
+		d0()
+		if err0 != nil || code0 != 0 {
+			t.Fatalf("apply --step 0: exit %d, %v\n%s\n%s", code0, err0, o0, e0)
+		}
 		done := l.Phase("step 2: apply headless")
 		o, e, code, err := l.RunTimeout(apply, nil, 40*time.Minute)
 		done()
@@ -202,6 +209,13 @@ func TestLabStep2Host(t *testing.T) {
 			t.Errorf("after Step 2, a new SSH login from %s: %v", AdminAddr, err)
 		} else {
 			c.Close()
+		}
+		// Step 0 ran first: from the admin source, passwords and root are refused.
+		for _, c := range []struct{ user, pw string }{{AdminUser, AdminPassword}, {"root", RootPassword}} {
+			// A refusal counts only when sshd answered and turned the password down (err == nil).
+			if ok, err := step0Login(l, c.user, step0Passwords(c.pw)...); ok || err != nil {
+				t.Errorf("after Steps 0 and 2, the password login as %s from %s: ok=%v %v; want refused", c.user, AdminAddr, ok, err)
+			}
 		}
 		t0 := time.Now()
 		if conn, err := DialFrom(NSLAN, net.JoinHostPort(VMAddr, "22"), 5*time.Second); err == nil {
