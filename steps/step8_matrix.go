@@ -84,15 +84,74 @@ type gatewayContainer struct {
 	ID, Name string
 	PID      int
 	How      string // how it was found
-	Ports    map[string][]struct {
-		HostIP   string `json:"HostIp"`
-		HostPort string `json:"HostPort"`
-	}
+	Ports    map[string][]hostBinding
+}
+
+// hostBinding is one published port as `docker inspect` shows it.
+type hostBinding struct {
+	HostIP   string `json:"HostIp"`
+	HostPort string `json:"HostPort"`
 }
 
 // findGateway finds the running gateway container: the one named in OPENCLAW_HARDEN_GATEWAY_CONTAINER, else
 // Step 6's compose service, else the one publishing the gateway port.
 func findGateway(ctx context.Context, h *system.Host, a Answers) (gatewayContainer, error) {
+	if g, answered, err := findGatewayAPI(ctx, h, a); answered {
+		return g, err
+	}
+	return findGatewayCLI(ctx, h, a)
+}
+
+// findGatewayAPI is findGateway through the Docker API socket; answered is false when the API could not be
+// asked at all (no socket, no permission), and the docker CLI should be tried instead.
+func findGatewayAPI(ctx context.Context, h *system.Host, a Answers) (g gatewayContainer, answered bool, err error) {
+	ref := strings.TrimSpace(h.Getenv(GatewayContainerEnv))
+	if ref != "" {
+		g.How = GatewayContainerEnv + "=" + ref
+	} else {
+		for _, f := range []struct{ key, value, how string }{
+			{"label", "com.docker.compose.service=" + GatewayService, "compose service " + GatewayService},
+			{"publish", strconv.Itoa(a.GatewayPort), "publishes port " + strconv.Itoa(a.GatewayPort)},
+		} {
+			ids, err := h.DockerRunningAPI(ctx, f.key, f.value)
+			if err != nil {
+				return g, false, err
+			}
+			if len(ids) > 0 {
+				ref, g.How = ids[0], f.how
+				break
+			}
+		}
+		if ref == "" {
+			return g, true, errNoGateway(a)
+		}
+	}
+	c, err := h.DockerInspectAPI(ctx, ref)
+	if err != nil {
+		return g, !errors.Is(err, system.ErrDockerAPIUnreachable), fmt.Errorf("docker inspect %s: %w", ref, err)
+	}
+	g.ID, g.Name, g.PID = c.ID, strings.TrimPrefix(c.Name, "/"), c.State.Pid
+	for port, bs := range c.NetworkSettings.Ports {
+		for _, b := range bs {
+			if g.Ports == nil {
+				g.Ports = map[string][]hostBinding{}
+			}
+			g.Ports[port] = append(g.Ports[port], hostBinding{HostIP: b.HostIP, HostPort: b.HostPort})
+		}
+	}
+	if !c.State.Running || g.PID <= 0 {
+		return g, true, fmt.Errorf("container %s is not running", g.Name)
+	}
+	return g, true, nil
+}
+
+func errNoGateway(a Answers) error {
+	return fmt.Errorf("no running container of compose service %s and none publishing port %d: deploy OpenClaw (Step 6), or name the container in %s",
+		GatewayService, a.GatewayPort, GatewayContainerEnv)
+}
+
+// findGatewayCLI is findGateway through the docker CLI.
+func findGatewayCLI(ctx context.Context, h *system.Host, a Answers) (gatewayContainer, error) {
 	var g gatewayContainer
 	ids := []string{}
 	if name := strings.TrimSpace(h.Getenv(GatewayContainerEnv)); name != "" {
@@ -115,8 +174,7 @@ func findGateway(ctx context.Context, h *system.Host, a Answers) (gatewayContain
 			}
 		}
 		if len(ids) == 0 {
-			return g, fmt.Errorf("no running container of compose service %s and none publishing port %d: deploy OpenClaw (Step 6), or name the container in %s",
-				GatewayService, a.GatewayPort, GatewayContainerEnv)
+			return g, errNoGateway(a)
 		}
 	}
 	out, err := h.Read(ctx, "docker", "inspect", "-f", "{{.Id}}|{{.Name}}|{{.State.Running}}|{{.State.Pid}}|{{json .NetworkSettings.Ports}}", ids[0])

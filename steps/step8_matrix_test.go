@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -256,6 +258,7 @@ func TestFindGatewayAndExposure(t *testing.T) {
 		"ss -H -tulpn": "tcp LISTEN 0 4096 0.0.0.0:22 0.0.0.0:* users:((\"sshd\",pid=1,fd=3))\n",
 	})
 	h := system.NewHost(t.TempDir(), false)
+	h.Root = t.TempDir() // no Docker API socket: the docker CLI is used
 	h.Runner = f
 	h.Env = func(string) string { return "" }
 	a := Defaults()
@@ -311,5 +314,44 @@ func TestHostUDPListenersSkipsOwnSockets(t *testing.T) {
 	h.Runner = system.NewFakeRunner(map[string]string{"ss -H -tulpn": own + "udp UNCONN 0 0 0.0.0.0:5353 0.0.0.0:* users:((\"avahi-daemon\",pid=1,fd=12))\n"})
 	if c := hostUDPListeners(context.Background(), h); c.OK || !strings.Contains(c.Got, "avahi-daemon") {
 		t.Errorf("avahi not reported: %+v", c)
+	}
+}
+
+// TestFindGatewayAPI: through a fake Docker API on the socket, no docker CLI is run.
+func TestFindGatewayAPI(t *testing.T) {
+	root := t.TempDir()
+	sock := filepath.Join(root, "var/run/docker.sock")
+	if err := os.MkdirAll(filepath.Dir(sock), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Skipf("unix socket: %v", err)
+	}
+	var paths []string
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		paths = append(paths, r.URL.Path+"?"+r.URL.Query().Get("filters"))
+		switch {
+		case r.URL.Path == "/containers/json" && strings.Contains(r.URL.Query().Get("filters"), "publish"):
+			fmt.Fprint(w, `[{"Id":"abc123"}]`)
+		case r.URL.Path == "/containers/json":
+			fmt.Fprint(w, `[]`)
+		case r.URL.Path == "/containers/abc123/json":
+			fmt.Fprint(w, `{"Id":"abc123","Name":"/labgw","State":{"Running":true,"Pid":4242},"NetworkSettings":{"Ports":{"80/tcp":[{"HostIp":"127.0.0.1","HostPort":"18789"}]}}}`)
+		default:
+			http.NotFound(w, r)
+		}
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	f := system.NewFakeRunner(nil)
+	h := system.NewHost(t.TempDir(), false)
+	h.Root, h.Runner, h.Env = root, f, func(string) string { return "" }
+	g, err := findGateway(context.Background(), h, Defaults())
+	if err != nil || g.Name != "labgw" || g.PID != 4242 || g.How != "publishes port 18789" || g.Ports["80/tcp"][0].HostIP != "127.0.0.1" {
+		t.Fatalf("findGateway: %+v %v (asked %v)", g, err, paths)
+	}
+	if len(f.CallsSnapshot()) != 0 {
+		t.Errorf("the docker CLI ran although the API answered: %v", f.CallsSnapshot())
 	}
 }
