@@ -229,15 +229,28 @@ func (m MatrixStep) Verify(ctx context.Context, h *system.Host, a Answers) []Che
 		add(p.Source, probeCheck(p, pr.run(ctx, p)))
 	}
 
-	// The VM's socket table before this process opens listeners of its own; then the VM's and the LAN
-	// host's work starts while the gateway container is looked up (the docker CLI takes a while).
+	// The VM's and the LAN host's work starts while the gateway container is looked up; the VM's socket
+	// table is read before this process opens its own listener there.
+	hostSockets := make(chan struct{})
 	if !m.NoHost {
-		add(SourceVM, hostUDPListeners(ctx, h))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			add(SourceVM, hostUDPListeners(ctx, h))
+			close(hostSockets)
+		}()
+	} else {
+		close(hostSockets)
 	}
 	hostPr := prober{h: h, resolvers: resolvers}
 	for _, p := range vmProbes {
 		wg.Add(1)
-		go runProbe(hostPr, p)
+		go func(p Probe) {
+			if p.Kind == KindUDPListen {
+				<-hostSockets // our own listener must not be in the table that is checked for listeners
+			}
+			runProbe(hostPr, p)
+		}(p)
 	}
 	wg.Add(1)
 	go func() {
