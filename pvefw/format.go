@@ -80,3 +80,7 @@ func ruleText(r Rule) string {
 	}
 	return b.String()
 }
+
+// RuleLine is one rule as pve-firewall writes it back: options in its canonical order, then " # comment"
+// (a '#' glued to a value would start the comment early and swallow options).
+func RuleLine(r Rule) string { return ruleText(r) + comment(strings.TrimSpace(r.Comment)) }

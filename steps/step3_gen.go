@@ -154,30 +154,7 @@ func addrString(p netip.Prefix) string {
 
 // RuleLine writes one rule the way pve-firewall writes it back (options in its canonical order), with its
 // trailing comment after " # ": a '#' glued to a value would start the comment early and swallow options.
-func RuleLine(r pvefw.Rule) string {
-	var b strings.Builder
-	if !r.Enabled {
-		b.WriteString("|")
-	}
-	b.WriteString(r.Dir)
-	if r.Macro != "" {
-		b.WriteString(" " + r.Macro + "(" + r.Action + ")")
-	} else {
-		b.WriteString(" " + r.Action)
-	}
-	for _, o := range []struct{ opt, val string }{
-		{"-i", r.Iface}, {"-source", r.Source}, {"-dest", r.Dest}, {"-p", r.Proto},
-		{"-dport", r.DPort}, {"-sport", r.SPort}, {"-log", r.Log}, {"-icmp-type", r.ICMPType},
-	} {
-		if o.val != "" {
-			b.WriteString(" " + o.opt + " " + o.val)
-		}
-	}
-	if c := strings.TrimSpace(r.Comment); c != "" {
-		b.WriteString(" # " + c)
-	}
-	return b.String()
-}
+func RuleLine(r pvefw.Rule) string { return pvefw.RuleLine(r) }
 
 var vmTemplate = template.Must(template.New("vm.fw").Parse(assets.ProxmoxVMTemplate()))
 
