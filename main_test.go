@@ -89,6 +89,11 @@ func TestStep1ApplyVerifyAndRerunSaysNoChanges(t *testing.T) {
 		if !sr.Available && sr.OK {
 			t.Errorf("step %d is not available yet but reported ok", sr.Step)
 		}
+		for _, c := range sr.Checks {
+			if c.Step != sr.Step {
+				t.Errorf("step %d: check %s carries step %d", sr.Step, c.ID, c.Step)
+			}
+		}
 	}
 	code, out, _ = runCLI(t, "audit", "diff", "--state-dir", dir)
 	if code != 0 || !strings.Contains(out, "Audit diff:") {

@@ -97,6 +97,7 @@ func (s *Session) Apply(ctx context.Context, st Step, p Plan) error {
 func (s *Session) Verify(ctx context.Context, st Step) []Check {
 	cs := st.Verify(ctx, s.Host, s.Answers)
 	for i := range cs {
+		cs[i].Step = st.ID()
 		cs[i].Got = s.Host.Redact(cs[i].Got)
 		cs[i].Reason = s.Host.Redact(cs[i].Reason)
 	}

@@ -133,7 +133,9 @@ func plural(n int) string {
 
 // Check is one verification result. Every check can fail, and says why.
 type Check struct {
-	ID     string `json:"id"`
+	ID string `json:"id"`
+	// Step is the step the check belongs to; Session.Verify sets it, so every check carries it.
+	Step   int    `json:"step"`
 	Name   string `json:"name"`
 	Expect string `json:"expect"`
 	Got    string `json:"got"`
