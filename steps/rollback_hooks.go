@@ -3,6 +3,7 @@ package steps
 import (
 	"context"
 	"strings"
+	"time"
 
 	"openclaw-harden/system"
 )
@@ -11,18 +12,53 @@ var (
 	_ Reloader = SSHStep{}
 	_ Reloader = DockerUserStep{}
 	_ Reloader = DaemonStep{}
+	_ Reloader = ComposeStep{}
+	_ Reloader = PolicyStep{}
 )
 
-// AfterRollback reloads sshd (never restarts it, so open sessions stay up) after its drop-in was restored.
-func (SSHStep) AfterRollback(ctx context.Context, h *system.Host) error {
+// Reload brings the gateway in line with compose.yaml and .env as they are now (compose recreates the
+// container only when they differ from what runs) and waits for its health check.
+func (ComposeStep) Reload(ctx context.Context, h *system.Host) error {
+	if _, err := h.Stat(composePath()); err != nil {
+		return nil // nothing deployed (a rollback removed the file): there is nothing to bring up
+	}
+	cli, err := detectCompose(ctx, h)
+	if err != nil {
+		return err
+	}
+	if _, err := h.ExecCmd(ctx, system.Cmd{Argv: cli.cmd("up", "-d", "--remove-orphans"), Timeout: 10 * time.Minute, Output: progressFunc(h)}); err != nil {
+		return err
+	}
+	if h.DryRun {
+		return nil
+	}
+	return waitHealthy(ctx, h, GatewayContainer, healthTimeout)
+}
+
+// Reload restarts the gateway so it rereads openclaw.json as it is now.
+func (PolicyStep) Reload(ctx context.Context, h *system.Host) error {
+	if _, found, _ := inspectContainer(ctx, h, GatewayContainer); !found {
+		return nil
+	}
+	if _, err := h.ExecCmd(ctx, system.Cmd{Argv: []string{"docker", "restart", "-t", "60", GatewayContainer}, Timeout: 3 * time.Minute}); err != nil {
+		return err
+	}
+	if h.DryRun {
+		return nil
+	}
+	return waitHealthy(ctx, h, GatewayContainer, healthTimeout)
+}
+
+// Reload reloads sshd (never restarts it, so open sessions stay up) on its drop-in as it is now.
+func (SSHStep) Reload(ctx context.Context, h *system.Host) error {
 	_, err := h.Exec(ctx, "systemctl", "reload", sshdUnit)
 	return err
 }
 
-// AfterRollback makes the restored after.rules what the kernel runs: without a block the chain goes back to
+// Reload makes after.rules as it is now what the kernel runs: without a block the chain goes back to
 // Docker's lone RETURN (a reload alone would leave the old rules loaded until the next boot), then UFW, when
 // active, is reloaded.
-func (DockerUserStep) AfterRollback(ctx context.Context, h *system.Host) error {
+func (DockerUserStep) Reload(ctx context.Context, h *system.Host) error {
 	if err := ResetDockerUserWithoutBlock(ctx, h); err != nil {
 		return err
 	}
@@ -34,8 +70,8 @@ func (DockerUserStep) AfterRollback(ctx context.Context, h *system.Host) error {
 	return err
 }
 
-// AfterRollback restarts Docker on the restored daemon.json and waits for it.
-func (DaemonStep) AfterRollback(ctx context.Context, h *system.Host) error {
+// Reload restarts Docker on daemon.json as it is now and waits for it.
+func (DaemonStep) Reload(ctx context.Context, h *system.Host) error {
 	return restartDocker(ctx, h)
 }
 

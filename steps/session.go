@@ -59,8 +59,30 @@ func (s *Session) Plan(ctx context.Context, st Step) (Plan, error) {
 	}
 	if p.Blocked != "" {
 		s.set(st.ID(), StatusBlocked, p.Blocked)
+		return p, nil
+	}
+	if _, ok := st.(Reloader); ok && s.Status(st.ID()).Status == StatusInterrupted {
+		p.Changes = append(p.Changes, Change{Target: finishTarget, Kind: "state",
+			Before: "the last apply of this step was cut off: its files may be written but not yet in effect\n",
+			After:  "reloaded, so the running service uses the files as they are now\n"})
 	}
 	return p, nil
+}
+
+// finishTarget names the change a re-plan adds for a step whose apply was interrupted (see Reloader).
+const finishTarget = "finish the interrupted apply (reload)"
+
+// finishing reports whether p carries the reload of an interrupted apply, and whether that is all it carries.
+func finishing(p Plan) (finish, only bool) {
+	pending := 0
+	for _, c := range p.Pending() {
+		if c.Target == finishTarget && c.Kind == "state" {
+			finish = true
+		} else {
+			pending++
+		}
+	}
+	return finish, finish && pending == 0
 }
 
 // ErrBlocked is returned by Apply when a guard refused the plan.
@@ -80,9 +102,18 @@ func (s *Session) Apply(ctx context.Context, st Step, p Plan) error {
 		return nil
 	}
 	s.set(st.ID(), StatusApplying, "")
-	if err := st.Apply(ctx, s.Host, p); err != nil {
-		s.set(st.ID(), StatusFailed, "apply: "+firstLine(err.Error()))
-		return err
+	finish, only := finishing(p)
+	if !only {
+		if err := st.Apply(ctx, s.Host, p); err != nil {
+			s.set(st.ID(), StatusFailed, "apply: "+firstLine(err.Error()))
+			return err
+		}
+	}
+	if r, ok := st.(Reloader); ok && finish {
+		if err := r.Reload(ctx, s.Host); err != nil {
+			s.set(st.ID(), StatusFailed, "reload after the interrupted apply: "+firstLine(err.Error()))
+			return fmt.Errorf("reloading after the interrupted apply: %w", err)
+		}
 	}
 	if name, ok := PlannedBaseline(p); ok {
 		s.mu.Lock()
@@ -138,7 +169,7 @@ func (s *Session) Rollback(id int) ([]string, error) {
 		}
 		if r, ok := st.(Reloader); ok && touched[st.ID()] && len(paths) > 0 {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-			if err := r.AfterRollback(ctx, s.Host); err != nil && reloadErr == nil {
+			if err := r.Reload(ctx, s.Host); err != nil && reloadErr == nil {
 				reloadErr = fmt.Errorf("step %d: files restored, but reloading what uses them failed: %w", st.ID(), err)
 			}
 			cancel()

@@ -237,8 +237,10 @@ type Confirmer interface {
 	Confirm(h *system.Host, a Answers, ids []string) error
 }
 
-// Reloader is a step whose restored files only take effect after a reload (sshd, UFW, Docker); Rollback
-// runs it so "rolled back" means the running system, not just the files.
+// Reloader is a step whose files only take effect after a reload (sshd, UFW, Docker, the gateway). Rollback
+// runs it so "rolled back" means the running system, not just the files; and a step whose apply was cut off
+// between writing a file and reloading runs it when applied again, since its plan, comparing files, would
+// otherwise find nothing to do while the running service still has the old settings.
 type Reloader interface {
-	AfterRollback(ctx context.Context, h *system.Host) error
+	Reload(ctx context.Context, h *system.Host) error
 }

@@ -565,7 +565,7 @@ func TestStep4AfterRollback(t *testing.T) {
 	if strings.Join(k.chain, "\n") != "-A DOCKER-USER -j RETURN" {
 		t.Errorf("live chain after ResetDockerUserWithoutBlock: %v", k.chain)
 	}
-	if err := s.AfterRollback(ctx, h); err != nil {
+	if err := s.Reload(ctx, h); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(filepath.Join(h.Root, afterRulesPath)); string(b) != debianAfterRules(t) {

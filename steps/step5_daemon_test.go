@@ -564,7 +564,7 @@ func TestStep5AfterRollback(t *testing.T) {
 	if _, err := h.Rollback(5); err != nil {
 		t.Fatal(err)
 	}
-	if err := (DaemonStep{}).AfterRollback(ctx, h); err != nil {
+	if err := (DaemonStep{}).Reload(ctx, h); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(filepath.Join(h.Root, daemonJSONPath)); string(got) != string(op) {

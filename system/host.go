@@ -39,6 +39,8 @@ type Host struct {
 	runID   string
 	secrets []string
 	journal func(string)
+	crash   *crashPoint
+	changes int // state-changing operations journaled for the current step (see crashPoint)
 }
 
 // NewHost builds the Host a real run uses.
@@ -84,6 +86,7 @@ func (h *Host) Getenv(k string) string { return h.getenv(k) }
 func (h *Host) SetStep(n int) {
 	h.mu.Lock()
 	h.step = n
+	h.changes = 0
 	h.mu.Unlock()
 }
 
@@ -145,6 +148,7 @@ func (h *Host) record(format string, args ...any) {
 	}
 	f.WriteString(entry)
 	f.Close()
+	h.maybeCrash(step, line)
 }
 
 // Read runs a command that only looks at the system. It runs in dry-run mode too.
