@@ -166,20 +166,51 @@ func cmdApply(ctx context.Context, o *opts, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// printChecks prints one line per check. Checks sent from somewhere (Step 8's probes) are grouped under a
+// heading per source, each line naming its target when the check's name does not already.
 func printChecks(p printer, step int, cs []steps.Check) {
-	for _, c := range cs {
-		mark := p.paint("32", "✓")
-		if !c.OK {
-			mark = p.paint("31", "✗")
+	groups := steps.GroupBySource(cs)
+	if groups == nil {
+		for _, c := range cs {
+			p.check("  ", step, c)
 		}
-		p.f("  %s step %d %s: expected %s, got %s", mark, step, c.Name, c.Expect, c.Got)
-		if c.Reason != "" && !c.OK {
-			p.f(" (%s)", c.Reason)
+	}
+	for _, g := range groups {
+		ind := "  "
+		if g.Heading != "" {
+			ind = "    "
+			head := g.Heading
+			if g.NotRun != "" {
+				head += " — " + g.NotRun
+			}
+			p.f("  %s\n", p.paint("1", head))
+			if g.Hint != "" {
+				p.f("    %s\n", g.Hint)
+			}
 		}
-		p.f("\n")
+		for _, c := range g.Checks {
+			p.check(ind, step, c)
+		}
 	}
 	if len(cs) == 0 {
 		p.f("  ✗ step %d: no checks ran\n", step)
+	}
+	p.f("\n")
+}
+
+// check prints "✓ step N name [→ target]: expected …, got … (why it failed)".
+func (p printer) check(ind string, step int, c steps.Check) {
+	mark := p.paint("32", "✓")
+	if !c.OK {
+		mark = p.paint("31", "✗")
+	}
+	name := c.Name
+	if c.Target != "" && !strings.Contains(name, c.Target) {
+		name += " → " + c.Target
+	}
+	p.f("%s%s step %d %s: expected %s, got %s", ind, mark, step, name, c.Expect, c.Got)
+	if c.Reason != "" && !c.OK {
+		p.f(" (%s)", c.Reason)
 	}
 	p.f("\n")
 }

@@ -56,6 +56,78 @@ func (m Model) checksView(cs []steps.Check, w int, full bool) string {
 	if len(cs) == 0 {
 		return m.st.dim.Render("(no checks ran)")
 	}
+	if groups := steps.GroupBySource(cs); groups != nil {
+		return m.sourceTables(groups, w, full)
+	}
+	return m.checkList(cs, w, full)
+}
+
+// sourceTables shows Step 8's checks under a heading per source (the container, the VM, the LAN host).
+// Outside the details view each source is a table: mark, check, what was found; a failed row adds its
+// reason below, wrapped. The details view lists each check in full under the same headings.
+func (m Model) sourceTables(groups []steps.SourceGroup, w int, full bool) string {
+	var out []string
+	for _, g := range groups {
+		var part []string
+		if g.Heading != "" {
+			part = append(part, m.st.section.Render(clip(g.Heading, w)))
+		}
+		if g.NotRun != "" {
+			part = append(part, m.st.warn.Render(indent(wrap(g.NotRun, w-2), 2)))
+			if g.Hint != "" {
+				part = append(part, indent(wrap(g.Hint, w-2), 2))
+			}
+		}
+		if full {
+			part = append(part, indent(m.checkList(g.Checks, w-2, true), 2))
+		} else {
+			part = append(part, m.checkTable(g.Checks, w))
+		}
+		out = append(out, strings.Join(part, "\n"))
+	}
+	return strings.Join(out, "\n\n")
+}
+
+// checkTable is one row per check: "  ✓ check                      found", columns fitted to w; a failed
+// check's reason follows on its own wrapped lines.
+func (m Model) checkTable(cs []steps.Check, w int) string {
+	const lead = 4 // "  ✓ "
+	nameW := 0
+	for _, c := range cs {
+		nameW = max(nameW, ansiWidth(checkLabel(c)))
+	}
+	nameW = min(nameW, (w-lead-2)/2)
+	gotW := w - lead - nameW - 2
+	var out []string
+	for _, c := range cs {
+		mark := m.st.ok.Render("✓")
+		if !c.OK {
+			mark = m.st.bad.Render("✗")
+		}
+		name := clip(checkLabel(c), nameW)
+		row := "  " + mark + " " + name + strings.Repeat(" ", nameW-ansiWidth(name)+2) + clip(oneLine(c.Got), gotW)
+		if c.OK {
+			out = append(out, row)
+			continue
+		}
+		out = append(out, m.st.bad.Render(row))
+		if c.Reason != "" {
+			out = append(out, indent(bullet("why: ", c.Reason, w-6), 6))
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// checkLabel is the check's name, with its target when the name does not already say it.
+func checkLabel(c steps.Check) string {
+	if c.Target != "" && !strings.Contains(c.Name, c.Target) {
+		return c.Name + " → " + c.Target
+	}
+	return c.Name
+}
+
+// checkList shows each check with what was expected and what was found.
+func (m Model) checkList(cs []steps.Check, w int, full bool) string {
 	var out []string
 	for _, c := range cs {
 		mark := m.st.ok.Render("✓")
