@@ -48,7 +48,7 @@ func TestUsageErrorsExit2WithOneSentence(t *testing.T) {
 		{[]string{"render", "nope"}, `render "nope": unknown artifact`},
 		{[]string{"check", "nope", "f"}, `check "nope": unknown kind`},
 		{[]string{"audit"}, `audit needs "snapshot" or "diff"`},
-		{[]string{"--state-dir", dir, "plan", "--answers", bad}, "bad.yaml: docker_subnet: 192.168.1.128/25 overlaps lan_cidr 192.168.1.0/24"},
+		{[]string{"--state-dir", dir, "plan", "--answers", bad}, "bad.yaml:2: docker_subnet: 192.168.1.128/25 overlaps lan_cidr 192.168.1.0/24"},
 		{[]string{"--state-dir", dir, "plan", "--answers", filepath.Join(dir, "none.yaml")}, "no such file"},
 	}
 	for _, c := range cases {

@@ -45,6 +45,8 @@ type Probes struct {
 	MustFail []string `yaml:"must_fail,omitempty" json:"must_fail,omitempty"` // URLs or host:port that must not answer
 	MustWork []string `yaml:"must_work,omitempty" json:"must_work,omitempty"`
 	LANHost  *LANHost `yaml:"lan_host,omitempty" json:"lan_host,omitempty"`
+	// Container adds probes sent from inside the gateway container, each with its kind and expectation.
+	Container []ContainerProbe `yaml:"container,omitempty" json:"container,omitempty"`
 }
 
 // LANHost is an optional other LAN machine the matrix probes from over SSH.
@@ -73,6 +75,7 @@ var PrivateRanges = []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "1
 type fieldError struct {
 	file, field, msg string
 	line             int
+	loc              string // the key path to find the line by, when it is not field ("probes.container.1.kind")
 }
 
 func (e *fieldError) Error() string {
@@ -90,6 +93,7 @@ var (
 	yamlLineRE    = regexp.MustCompile(`line (\d+): (.*)`)
 	yamlUnknownRE = regexp.MustCompile(`field (\S+) not found in type`)
 	yamlTypeRE    = regexp.MustCompile("cannot unmarshal !!(\\w+) `([^`]*)` into (\\S+)")
+	yamlShapeRE   = regexp.MustCompile(`cannot unmarshal !!(map|seq) into (\S+)`)
 )
 
 // KnownKeys lists the accepted top-level keys, for error messages.
@@ -113,7 +117,16 @@ func ParseAnswers(name string, data []byte) (Answers, error) {
 			return a, translateYAMLError(name, err, &root)
 		}
 	}
-	return a, a.Validate(name)
+	err := a.Validate(name)
+	var fe *fieldError
+	if errors.As(err, &fe) && fe.line == 0 && fe.field != "" {
+		loc := fe.loc
+		if loc == "" {
+			loc = fe.field
+		}
+		fe.line = lineOf(&root, loc)
+	}
+	return a, err
 }
 
 func translateYAMLError(name string, err error, root *yaml.Node) error {
@@ -135,6 +148,18 @@ func translateYAMLError(name string, err error, root *yaml.Node) error {
 	if u := yamlUnknownRE.FindStringSubmatch(detail); u != nil {
 		return &fieldError{file: name, line: line, msg: fmt.Sprintf("unknown key %q; accepted keys are %s", u[1], keysFor(field))}
 	}
+	if t := yamlShapeRE.FindStringSubmatch(detail); t != nil {
+		shape, kind := "a mapping (key: value)", yaml.MappingNode
+		if t[1] == "seq" {
+			shape, kind = "a list", yaml.SequenceNode
+		}
+		if root != nil {
+			if f := keyOfValueAt(root, line, kind); f != "" {
+				field = f
+			}
+		}
+		return &fieldError{file: name, line: line, field: field, msg: fmt.Sprintf("is %s, but it must be %s", shape, describeGoType(t[2]))}
+	}
 	if t := yamlTypeRE.FindStringSubmatch(detail); t != nil {
 		return &fieldError{file: name, line: line, field: field, msg: fmt.Sprintf("%q is not %s", t[2], describeGoType(t[3]))}
 	}
@@ -147,8 +172,10 @@ func keysFor(field string) string {
 		return "vmid, node, nic, api_url, token_file (under proxmox)"
 	case strings.HasPrefix(field, "probes.lan_host."):
 		return "address, user, key_file (under probes.lan_host)"
+	case strings.HasPrefix(field, "probes.container."):
+		return "target, kind, expect, name (in each entry of probes.container)"
 	case strings.HasPrefix(field, "probes."):
-		return "must_fail, must_work, lan_host (under probes)"
+		return "must_fail, must_work, lan_host, container (under probes)"
 	}
 	return KnownKeys
 }
@@ -165,6 +192,34 @@ func describeGoType(t string) string {
 		return "a list (write it as [a, b] or one \"- item\" per line)"
 	}
 	return "of the expected kind (" + t + ")"
+}
+
+// keyOfValueAt finds the deepest key path whose value is a node of kind starting on line (a block mapping
+// starts on its first key's line, so its parent's value starts there too).
+func keyOfValueAt(n *yaml.Node, line int, kind yaml.Kind) string {
+	best := ""
+	var walk func(n *yaml.Node, prefix string)
+	walk = func(n *yaml.Node, prefix string) {
+		switch n.Kind {
+		case yaml.DocumentNode, yaml.SequenceNode:
+			for _, c := range n.Content {
+				walk(c, prefix)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				path := n.Content[i].Value
+				if prefix != "" {
+					path = prefix + "." + path
+				}
+				if v := n.Content[i+1]; v.Kind == kind && v.Line == line {
+					best = path
+				}
+				walk(n.Content[i+1], path)
+			}
+		}
+	}
+	walk(n, "")
+	return best
 }
 
 // keyAtLine finds the dotted key path whose key or value sits on line, so type errors can name the field.
@@ -357,6 +412,12 @@ func (a Answers) Validate(name string) error {
 		}
 		if !strings.HasPrefix(h.KeyFile, "/") {
 			return bad("probes.lan_host.key_file", "%q is not an absolute path; give the private key file to log in with", h.KeyFile)
+		}
+	}
+	for i, c := range a.Probes.Container {
+		if field, err := c.validate(); err != nil {
+			return &fieldError{file: name, field: fmt.Sprintf("probes.container entry %d, %s", i+1, field), msg: err.Error(),
+				loc: fmt.Sprintf("probes.container.%d.%s", i, field)}
 		}
 	}
 	return nil

@@ -46,7 +46,8 @@ probes:
 // Each bad input must be refused with one sentence that names the field (and the file and line where known).
 func TestBadAnswersNameTheField(t *testing.T) {
 	cases := []struct{ in, want string }{
-		{"lan_cidr: 192.168.1.0/33", "a.yaml: lan_cidr: \"192.168.1.0/33\" is not an IPv4 network"},
+		{"lan_cidr: 192.168.1.0/33", "a.yaml:1: lan_cidr: \"192.168.1.0/33\" is not an IPv4 network"},
+		{"lan_cidr: 172.16.0.0/12", "a.yaml: docker_subnet: 172.20.0.0/24 overlaps"}, // docker_subnet is not in the file: no line
 		{"lan_cidr: 192.168.1.5/24", "lan_cidr: \"192.168.1.5/24\" has host bits set"},
 		{"lan_cidr: fd00::/64", "lan_cidr: \"fd00::/64\" is not an IPv4 network"},
 		{"lan_cidr: 10.0.0.0/4", "lan_cidr: \"10.0.0.0/4\" has a /4 prefix"},

@@ -185,6 +185,11 @@ func DefaultProbes(a Answers) []Probe {
 	for i, t := range a.Probes.MustWork {
 		add(probeFromTarget(t, true, i))
 	}
+	for i, c := range a.Probes.Container {
+		if p, err := c.probe(i); err == nil { // Validate refused the others
+			add(p)
+		}
+	}
 	add(Probe{ID: "step8.container.listen.mdns", Source: SourceContainer, Kind: KindUDPListen, Target: "224.0.0.251:5353",
 		Why: "shows what multicast (mDNS) reaches the container; OpenClaw needs none"})
 	add(Probe{ID: "step8.container.listen.broadcast", Source: SourceContainer, Kind: KindUDPListen, Target: "0.0.0.0:138",
