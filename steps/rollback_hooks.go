@@ -2,6 +2,8 @@ package steps
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"strings"
 	"time"
 
@@ -16,11 +18,25 @@ var (
 	_ Reloader = PolicyStep{}
 )
 
+// composeNetwork is the network compose makes for the project "openclaw" and its network "openclaw".
+const composeNetwork = "openclaw_openclaw"
+
 // Reload brings the gateway in line with compose.yaml and .env as they are now (compose recreates the
 // container only when they differ from what runs) and waits for its health check.
 func (ComposeStep) Reload(ctx context.Context, h *system.Host) error {
-	if _, err := h.Stat(composePath()); err != nil {
-		return nil // nothing deployed (a rollback removed the file): there is nothing to bring up
+	if _, err := h.Stat(composePath()); errors.Is(err, fs.ErrNotExist) {
+		// A rollback removed the compose file the tool created: the deployment goes with it, as on the VM
+		// before Step 6 (the gateway's data under /opt/openclaw stays).
+		if _, found, _ := inspectContainer(ctx, h, GatewayContainer); found {
+			if _, err := h.ExecCmd(ctx, system.Cmd{Argv: []string{"docker", "rm", "-f", GatewayContainer}, Timeout: 3 * time.Minute}); err != nil {
+				return err
+			}
+		}
+		if _, err := h.Read(ctx, "docker", "network", "inspect", composeNetwork); err == nil {
+			_, err := h.Exec(ctx, "docker", "network", "rm", composeNetwork)
+			return err
+		}
+		return nil
 	}
 	cli, err := detectCompose(ctx, h)
 	if err != nil {
