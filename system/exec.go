@@ -24,6 +24,8 @@ type Cmd struct {
 	Timeout time.Duration // 0 means DefaultTimeout
 	// Output, when set, receives the command's combined output as it is produced (long apt runs show progress).
 	Output func(line string)
+	// Env is added to the environment. It is never journaled or put in errors: it may carry tokens.
+	Env []string
 }
 
 // Runner runs commands. The real one is ExecRunner; FakeRunner answers from a script for unit tests.
@@ -76,7 +78,7 @@ func (ExecRunner) Run(ctx context.Context, c Cmd) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, t)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, c.Argv[0], c.Argv[1:]...)
-	cmd.Env = append(os.Environ(), "LC_ALL=C", "LANG=C", "DEBIAN_FRONTEND=noninteractive")
+	cmd.Env = append(append(os.Environ(), "LC_ALL=C", "LANG=C", "DEBIAN_FRONTEND=noninteractive"), c.Env...)
 	cmd.WaitDelay = 2 * time.Second
 	if c.Stdin != nil {
 		cmd.Stdin = bytes.NewReader(c.Stdin)

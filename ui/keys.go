@@ -11,29 +11,31 @@ type keyMap struct {
 	Commands                   key.Binding
 	Retry, Details, Rollback   key.Binding
 	Skip, Confirm              key.Binding
+	RestartDocker              key.Binding
 	Help, Quit                 key.Binding
 }
 
 func newKeyMap() keyMap {
 	return keyMap{
-		Up:       key.NewBinding(key.WithKeys("up", "k"), key.WithHelp("↑/k", "scroll up")),
-		Down:     key.NewBinding(key.WithKeys("down", "j"), key.WithHelp("↓/j", "scroll down")),
-		PageUp:   key.NewBinding(key.WithKeys("pgup"), key.WithHelp("pgup", "page up")),
-		PageDown: key.NewBinding(key.WithKeys("pgdown", "space"), key.WithHelp("pgdn", "page down")),
-		Prev:     key.NewBinding(key.WithKeys("left", "h"), key.WithHelp("←", "earlier steps")),
-		Next:     key.NewBinding(key.WithKeys("right", "l"), key.WithHelp("→", "later steps")),
-		Esc:      key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "back")),
-		Enter:    key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "continue")),
-		Yes:      key.NewBinding(key.WithKeys("y"), key.WithHelp("y", "yes")),
-		No:       key.NewBinding(key.WithKeys("n"), key.WithHelp("n", "no")),
-		Commands: key.NewBinding(key.WithKeys("c"), key.WithHelp("c", "by-hand commands")),
-		Retry:    key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "retry")),
-		Details:  key.NewBinding(key.WithKeys("d"), key.WithHelp("d", "details")),
-		Rollback: key.NewBinding(key.WithKeys("u"), key.WithHelp("u", "roll back")),
-		Skip:     key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "skip (not passed)")),
-		Confirm:  key.NewBinding(key.WithKeys("o"), key.WithHelp("o", "confirm on the node")),
-		Help:     key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "all keys")),
-		Quit:     key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "quit")),
+		Up:            key.NewBinding(key.WithKeys("up", "k"), key.WithHelp("↑/k", "scroll up")),
+		Down:          key.NewBinding(key.WithKeys("down", "j"), key.WithHelp("↓/j", "scroll down")),
+		PageUp:        key.NewBinding(key.WithKeys("pgup"), key.WithHelp("pgup", "page up")),
+		PageDown:      key.NewBinding(key.WithKeys("pgdown", "space"), key.WithHelp("pgdn", "page down")),
+		Prev:          key.NewBinding(key.WithKeys("left", "h"), key.WithHelp("←", "earlier steps")),
+		Next:          key.NewBinding(key.WithKeys("right", "l"), key.WithHelp("→", "later steps")),
+		Esc:           key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "back")),
+		Enter:         key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "continue")),
+		Yes:           key.NewBinding(key.WithKeys("y"), key.WithHelp("y", "yes")),
+		No:            key.NewBinding(key.WithKeys("n"), key.WithHelp("n", "no")),
+		Commands:      key.NewBinding(key.WithKeys("c"), key.WithHelp("c", "by-hand commands")),
+		Retry:         key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "retry")),
+		Details:       key.NewBinding(key.WithKeys("d"), key.WithHelp("d", "details")),
+		Rollback:      key.NewBinding(key.WithKeys("u"), key.WithHelp("u", "roll back")),
+		Skip:          key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "skip (not passed)")),
+		Confirm:       key.NewBinding(key.WithKeys("o"), key.WithHelp("o", "confirm on the node")),
+		RestartDocker: key.NewBinding(key.WithKeys("x"), key.WithHelp("x", "restart Docker, verify again")),
+		Help:          key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "all keys")),
+		Quit:          key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "quit")),
 	}
 }
 

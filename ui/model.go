@@ -39,6 +39,9 @@ type Options struct {
 	Output io.Writer
 	// Audit reads the before/after audit for the final screen; the wizard never touches audit files itself.
 	Audit AuditHooks
+	// RestartDocker restarts the Docker daemon (systemctl restart docker), so Steps 4 and 5 can be verified
+	// again after it: how the DOCKER-USER rules are proven to survive a restart. nil: the key is not offered.
+	RestartDocker func(ctx context.Context) error
 }
 
 // AuditHooks are supplied by the main package, which owns the audit files.
@@ -105,6 +108,7 @@ type Model struct {
 	details     bool
 	showCmds    bool
 	recheck     bool // every step had passed before: this run re-verifies them all
+	restarting  bool // the verification running follows a Docker restart the operator asked for
 
 	log     []string
 	dropped *atomic.Int64
@@ -275,6 +279,11 @@ func (m Model) update(msg tea.Msg) (Model, tea.Cmd) {
 		m.checks[msg.idx] = msg.checks
 		m.phase, m.details = phaseVerified, false
 		return m, nil
+	case restartedMsg:
+		if msg.gen != m.gen {
+			return m, nil
+		}
+		return m.restarted(msg), nil
 	case confirmedMsg:
 		if msg.gen != m.gen {
 			return m, nil
@@ -431,6 +440,8 @@ func (m Model) phaseKey(k tea.KeyPressMsg) (Model, tea.Cmd) {
 			m.phase = phaseConfirmRollback
 		case key.Matches(k, ks.Confirm) && m.canConfirm():
 			m.phase = phaseSwitches
+		case key.Matches(k, ks.RestartDocker) && m.canRestartDocker():
+			return m, m.startRestartDocker()
 		case key.Matches(k, ks.Esc):
 			m.details = false
 		}
@@ -932,5 +943,10 @@ func (m Model) helpKeys() helpKeys {
 		}
 	}
 	rest := [][]key.Binding{{k.Up, k.Down, k.PageUp, k.PageDown}, {k.Prev, k.Next, k.Esc, k.Commands}, {k.Help, k.Quit}}
-	return helpKeys{short: append(short, k.Help), full: append([][]key.Binding{without(short, rest)}, rest...)}
+	first := without(short, rest)
+	if m.phase == phaseVerified && m.canRestartDocker() {
+		// Full help only: the short line is full on this screen, and the screen itself names the key.
+		first = append(first, k.RestartDocker)
+	}
+	return helpKeys{short: append(short, k.Help), full: append([][]key.Binding{first}, rest...)}
 }

@@ -69,6 +69,9 @@ func (m Model) screen(w int) screen {
 		return screen{key: key, top: m.wouldTop(w), body: m.wouldBody(w)}
 	case phaseVerifying:
 		top := m.st.busy.Render("Verifying: probing the live system…")
+		if m.restarting {
+			top = m.st.busy.Render(clip("Restarting Docker (systemctl restart docker), then verifying again…", w))
+		}
 		return screen{key: key, top: top, body: m.logView(w), follow: true}
 	case phaseVerified, phaseConfirmRollback:
 		return screen{key: key, top: m.verifyTop(w), body: m.verifyBody(w)}

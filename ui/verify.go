@@ -41,6 +41,9 @@ func (m Model) verifyTop(w int) string {
 func (m Model) verifyBody(w int) string {
 	cs := m.checks[m.cur]
 	parts := []string{m.checksView(cs, w, m.details)}
+	if sv := m.survivalView(w); sv != "" {
+		parts = append(parts, sv)
+	}
 	if m.details {
 		parts = append(parts, m.st.section.Render("Log (apply and verify)")+"\n"+m.logView(w))
 		if len(m.would) > 0 {
