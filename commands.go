@@ -98,7 +98,7 @@ func planReadOnly(ctx context.Context, s *steps.Session, st steps.Step) (steps.P
 	}
 	pl, err := st.Plan(ctx, s.Host, s.Answers)
 	pl.Step, pl.Title = st.ID(), st.Title()
-	return pl, err
+	return pl, steps.RedactError(s.Host, err) // as Session.Plan: an error may quote what a command printed
 }
 
 // noteAdminSource fills a missing admin_source for read-only commands from the SSH session, and says so.

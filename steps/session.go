@@ -55,7 +55,7 @@ func (s *Session) Plan(ctx context.Context, st Step) (Plan, error) {
 	p, err := st.Plan(ctx, s.Host, s.Answers)
 	p.Step, p.Title = st.ID(), st.Title()
 	if err != nil {
-		return p, err
+		return p, RedactError(s.Host, err)
 	}
 	if p.Blocked != "" {
 		s.set(st.ID(), StatusBlocked, p.Blocked)
@@ -105,12 +105,14 @@ func (s *Session) Apply(ctx context.Context, st Step, p Plan) error {
 	finish, only := finishing(p)
 	if !only {
 		if err := st.Apply(ctx, s.Host, p); err != nil {
+			err = RedactError(s.Host, err) // it may quote what a command printed (compose echoing .env values)
 			s.set(st.ID(), StatusFailed, "apply: "+firstLine(err.Error()))
 			return err
 		}
 	}
 	if r, ok := st.(Reloader); ok && finish {
 		if err := r.Reload(ctx, s.Host); err != nil {
+			err = RedactError(s.Host, err)
 			s.set(st.ID(), StatusFailed, "reload after the interrupted apply: "+firstLine(err.Error()))
 			return fmt.Errorf("reloading after the interrupted apply: %w", err)
 		}
@@ -172,7 +174,7 @@ func (s *Session) Rollback(id int) ([]string, error) {
 		if r, ok := st.(Reloader); ok && touched[st.ID()] && len(paths) > 0 {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			if err := r.Reload(ctx, s.Host); err != nil && reloadErr == nil {
-				reloadErr = fmt.Errorf("step %d: files restored, but reloading what uses them failed: %w", st.ID(), err)
+				reloadErr = fmt.Errorf("step %d: files restored, but reloading what uses them failed: %w", st.ID(), RedactError(s.Host, err))
 			}
 			cancel()
 		}
@@ -188,6 +190,28 @@ func (s *Session) Resume() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.State.Resume(s.Steps)
+}
+
+// redactedError is an error whose text has the Host's secrets replaced; errors.Is/As still see the original.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// RedactError returns err with every secret registered with h replaced by <redacted> in its text (err itself
+// when there is nothing to replace). Errors quote what commands and servers printed, which may hold a token.
+func RedactError(h *system.Host, err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	if red := h.Redact(msg); red != msg {
+		return &redactedError{msg: red, err: err}
+	}
+	return err
 }
 
 func firstLine(s string) string {

@@ -76,24 +76,9 @@ func yamlLine(root *yaml.Node, path ...string) int {
 // LoadCompose loads a compose file as Docker Compose would, with env for interpolation (nil: the process
 // environment plus the .env beside the file).
 func LoadCompose(ctx context.Context, name string, data []byte, env map[string]string) (*types.Project, error) {
-	dir := filepath.Dir(name)
-	if abs, err := filepath.Abs(dir); err == nil {
-		dir = abs
-	}
+	dir := composeDir(name)
 	if env == nil {
-		env = map[string]string{}
-		for _, kv := range os.Environ() {
-			if k, v, ok := strings.Cut(kv, "="); ok {
-				env[k] = v
-			}
-		}
-		if dot, err := dotenv.Read(filepath.Join(dir, ".env")); err == nil {
-			for k, v := range dot {
-				if _, set := env[k]; !set {
-					env[k] = v
-				}
-			}
-		}
+		env = composeEnv(name)
 	}
 	details := types.ConfigDetails{WorkingDir: dir, Environment: env,
 		ConfigFiles: []types.ConfigFile{{Filename: name, Content: data}}}
@@ -104,9 +89,77 @@ func LoadCompose(ctx context.Context, name string, data []byte, env map[string]s
 	})
 }
 
+func composeDir(name string) string {
+	dir := filepath.Dir(name)
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	return dir
+}
+
+// composeEnv is what Docker Compose interpolates from: the process environment, then the .env beside the file.
+func composeEnv(name string) map[string]string {
+	env := map[string]string{}
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	if dot, err := dotenv.Read(filepath.Join(composeDir(name), ".env")); err == nil {
+		for k, v := range dot {
+			if _, set := env[k]; !set {
+				env[k] = v
+			}
+		}
+	}
+	return env
+}
+
+// secretEnvValues are the values of the variables that hold secrets by their name (as MergeEnvFile decides),
+// longest first so a secret inside another is not left half shown.
+func secretEnvValues(env map[string]string) []string {
+	var out []string
+	for k, v := range env {
+		k = strings.ToUpper(k)
+		if len(v) >= 4 && (strings.Contains(k, "TOKEN") || strings.Contains(k, "SECRET") || strings.Contains(k, "PASSWORD") || strings.HasSuffix(k, "_KEY")) {
+			out = append(out, v)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) || len(out[i]) == len(out[j]) && out[i] < out[j] })
+	return out
+}
+
 // CheckCompose reports each violation of Step 6's rules in a compose file. A file that does not load is one
-// finding at line 1 (or the line compose-go names).
+// finding at line 1 (or the line compose-go names). Values of secret variables (…TOKEN, …SECRET, …PASSWORD,
+// …_KEY) that interpolation put into the file are shown as <redacted> when a message would quote them.
 func CheckCompose(name string, data []byte, env map[string]string) []ComposeFinding {
+	if env == nil {
+		env = composeEnv(name)
+	}
+	fs := checkCompose(name, data, env)
+	if secrets := secretEnvValues(env); len(secrets) > 0 {
+		for i := range fs {
+			fs[i].Message = redactValues(fs[i].Message, secrets)
+		}
+	}
+	return fs
+}
+
+// redactValues replaces each secret in s, and what a parser quotes of one when it splits it (a number and
+// an "invalid suffix", a host and a port): its longest prefix or suffix of at least 8 characters.
+func redactValues(s string, secrets []string) string {
+	const minPart = 8
+	for _, sec := range secrets {
+		s = strings.ReplaceAll(s, sec, "<redacted>")
+		for n := len(sec) - 1; n >= minPart; n-- {
+			s = strings.ReplaceAll(s, sec[len(sec)-n:], "<redacted>")
+			s = strings.ReplaceAll(s, sec[:n], "<redacted>")
+		}
+	}
+	return s
+}
+
+func checkCompose(name string, data []byte, env map[string]string) []ComposeFinding {
 	var root yaml.Node
 	_ = yaml.Unmarshal(data, &root)
 	proj, err := LoadCompose(context.Background(), name, data, env)
