@@ -101,6 +101,6 @@ func (m Model) survivalView(w int) string {
 	} else {
 		row("Docker restart", sv.DockerRestart, "To prove it, run:", steps.ProveDockerRestart(id))
 	}
-	row("Reboot", sv.Reboot, "Reboot the VM, then run the wizard again, or:", fmt.Sprintf("openclaw-harden verify --step %d", id))
+	row("Reboot", sv.Reboot, "Reboot the VM, then run:", fmt.Sprintf("openclaw-harden verify --step %d", id))
 	return strings.Join(lines, "\n")
 }

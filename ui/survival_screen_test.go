@@ -61,7 +61,7 @@ func TestSurvivalScreens(t *testing.T) {
 		wants   []string
 	}{
 		{"step4_never_proven", false, []string{"After restarts: Step 4's rules", "Docker restart: never proven. Press x to restart Docker and",
-			"Reboot: never proven. Reboot the VM, then run the wizard again, or:", "$ openclaw-harden verify --step 4"}},
+			"Reboot: never proven. Reboot the VM, then run:", "$ openclaw-harden verify --step 4"}},
 		{"step4_docker_restart_proven", true, []string{"Docker restarted; verified again", "✓ Docker restart: survived, proven at 2025-03-14T09:26:53Z",
 			"Reboot: never proven"}},
 	}
