@@ -93,12 +93,7 @@ func cmdPlan(ctx context.Context, o *opts, stdout, stderr io.Writer) error {
 
 // planReadOnly plans without recording anything: `plan` must leave state.json as it was.
 func planReadOnly(ctx context.Context, s *steps.Session, st steps.Step) (steps.Plan, error) {
-	if !steps.Available(st) {
-		return steps.Plan{Step: st.ID(), Title: st.Title()}, steps.ErrNotAvailable
-	}
-	pl, err := st.Plan(ctx, s.Host, s.Answers)
-	pl.Step, pl.Title = st.ID(), st.Title()
-	return pl, steps.RedactError(s.Host, err) // as Session.Plan: an error may quote what a command printed
+	return s.PlanReadOnly(ctx, st)
 }
 
 // noteAdminSource fills a missing admin_source for read-only commands from the SSH session, and says so.

@@ -334,14 +334,31 @@ func runMutation(t *testing.T, l *Lab, m mutation) bool {
 func fullRollback(t *testing.T, l *Lab, fresh map[string]string) {
 	j, _ := l.ReadFile(journalPath)
 	written := journalWrites(string(j))
-	done := l.Phase("rollback (every step)")
-	o, e, code, err := l.RunTimeout("openclaw-harden rollback --yes", nil, 30*time.Minute)
+
+	// One step first: Step 5's daemon.json goes back to the fresh VM's, and Docker runs with it.
+	done := l.Phase("rollback --step 5")
+	o, e, code, err := l.RunTimeout("openclaw-harden rollback --yes --step 5", nil, 15*time.Minute)
+	done()
+	l.Logf("rollback --step 5: exit %d\n%s\n%s", code, o, e)
+	if err != nil || code != 0 {
+		t.Fatalf("rollback --step 5: exit %d %v", code, err)
+	}
+	now := checksums(t, l)
+	if now[dockerJSON] != fresh[dockerJSON] {
+		t.Errorf("rollback --step 5: %s has sha256 %q, the fresh VM %q", dockerJSON, now[dockerJSON], fresh[dockerJSON])
+	}
+	if o, _, _, _ := l.Run("docker info --format '{{.SecurityOptions}}'; docker network inspect bridge --format '{{index .Options \"com.docker.network.bridge.enable_icc\"}}'"); strings.Contains(o, "no-new-privileges") || !strings.Contains(o, "true") {
+		t.Errorf("after rollback --step 5 Docker still runs the hardened daemon.json: %s", o)
+	}
+
+	done = l.Phase("rollback (every step)")
+	o, e, code, err = l.RunTimeout("openclaw-harden rollback --yes", nil, 30*time.Minute)
 	done()
 	l.Logf("rollback: exit %d\n%s\n%s", code, o, e)
 	if err != nil || code != 0 {
 		t.Fatalf("rollback: exit %d %v", code, err)
 	}
-	now := checksums(t, l)
+	now = checksums(t, l)
 	checked := 0
 	for path := range written {
 		if strings.HasPrefix(path, "/var/lib/openclaw-harden/") || !(strings.HasPrefix(path, "/etc/") || strings.HasPrefix(path, "/opt/")) {
@@ -366,4 +383,25 @@ func fullRollback(t *testing.T, l *Lab, fresh map[string]string) {
 	if o, _, _, _ := l.Run("docker ps -a --format '{{.Names}}'"); strings.Contains(o, "openclaw-gateway") {
 		t.Errorf("rollback left the gateway container: %s", o)
 	}
+}
+
+// fullProven: `verify --step 4 --json` says the DOCKER-USER rules were proven to survive what (docker_restart
+// or reboot), the record headless verify keeps in state.json.
+func fullProven(t *testing.T, l *Lab, what string) {
+	t.Helper()
+	o, e, code, err := l.RunTimeout("openclaw-harden verify --answers "+fullAnswers+" --step 4 --json", nil, 5*time.Minute)
+	var rep struct {
+		Steps []struct {
+			Proven map[string]*string `json:"proven"`
+		}
+	}
+	if err != nil || code != 0 || json.Unmarshal([]byte(o), &rep) != nil || len(rep.Steps) != 1 {
+		t.Fatalf("verify --step 4 --json: exit %d %v\n%s\n%s", code, err, o, e)
+	}
+	p := rep.Steps[0].Proven
+	if p == nil || p[what] == nil {
+		t.Errorf("verify --step 4 --json does not record DOCKER-USER surviving %s: proven %v", what, p)
+		return
+	}
+	l.Logf("DOCKER-USER survived %s, proven at %s", what, *p[what])
 }

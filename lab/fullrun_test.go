@@ -273,6 +273,7 @@ func TestLabFullRun(t *testing.T) {
 		l.MustRun(t, "systemctl restart docker")
 		fullWaitGateway(t, l)
 		assertAllPass(t, l, "after systemctl restart docker", []int{4, 5, 6, 8})
+		fullProven(t, l, "docker_restart")
 	})
 	t.Run("reboot", func(t *testing.T) {
 		d, err := l.Reboot()
@@ -282,6 +283,7 @@ func TestLabFullRun(t *testing.T) {
 		l.Logf("reboot to SSH: %.1fs", d.Seconds())
 		fullWaitGateway(t, l)
 		assertAllPass(t, l, "after reboot", []int{0, 2, 4, 5, 6, 8})
+		fullProven(t, l, "reboot")
 	})
 	t.Run("rollback", func(t *testing.T) { fullRollback(t, l, fresh) })
 }

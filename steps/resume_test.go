@@ -42,6 +42,9 @@ func TestInterruptedStepIsReloaded(t *testing.T) {
 	step.crash = false
 	s2 := NewSession(h, *st.Answers, st)
 	s2.Steps = []Step{step}
+	if pr, _ := s2.PlanReadOnly(ctx, step); pr.Empty() {
+		t.Fatalf("the read-only plan (the plan command) of an interrupted step does not offer the reload")
+	}
 	p2, err := s2.Plan(ctx, step)
 	if err != nil {
 		t.Fatal(err)

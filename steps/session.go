@@ -48,8 +48,20 @@ func (s *Session) Status(id int) StepState {
 
 // Plan runs the step's read-only Plan and records when it cannot go ahead.
 func (s *Session) Plan(ctx context.Context, st Step) (Plan, error) {
-	if !Available(st) {
+	p, err := s.PlanReadOnly(ctx, st)
+	switch {
+	case errors.Is(err, ErrNotAvailable):
 		s.set(st.ID(), StatusUnavailable, ErrNotAvailable.Error())
+	case err == nil && p.Blocked != "":
+		s.set(st.ID(), StatusBlocked, p.Blocked)
+	}
+	return p, err
+}
+
+// PlanReadOnly is Plan without recording anything (the plan command leaves state.json as it was); it shows
+// the same plan, including the reload that finishes an interrupted apply.
+func (s *Session) PlanReadOnly(ctx context.Context, st Step) (Plan, error) {
+	if !Available(st) {
 		return Plan{Step: st.ID(), Title: st.Title()}, ErrNotAvailable
 	}
 	p, err := st.Plan(ctx, s.Host, s.Answers)
@@ -58,7 +70,6 @@ func (s *Session) Plan(ctx context.Context, st Step) (Plan, error) {
 		return p, RedactError(s.Host, err)
 	}
 	if p.Blocked != "" {
-		s.set(st.ID(), StatusBlocked, p.Blocked)
 		return p, nil
 	}
 	if _, ok := st.(Reloader); ok && s.Status(st.ID()).Status == StatusInterrupted {
