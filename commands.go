@@ -197,8 +197,11 @@ func printChecks(p printer, step int, cs []steps.Check) {
 // check prints "✓ step N name [→ target]: expected …, got … (why it failed)".
 func (p printer) check(ind string, step int, c steps.Check) {
 	mark := p.paint("32", "✓")
-	if !c.OK {
+	switch {
+	case !c.OK:
 		mark = p.paint("31", "✗")
+	case c.Skipped:
+		mark = p.paint("33", "–")
 	}
 	name := c.Name
 	if c.Target != "" && !strings.Contains(name, c.Target) {

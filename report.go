@@ -123,8 +123,11 @@ func writeReport(ctx context.Context, s *steps.Session, checks []steps.Check, no
 		fmt.Fprintf(&b, "\n### %s\n\n|  | check | target | expected | got | why not / note | ms |\n| --- | --- | --- | --- | --- | --- | ---: |\n", src.title)
 		for _, c := range rows {
 			mark := "✓"
-			if !c.OK {
+			switch {
+			case !c.OK:
 				mark = "✗"
+			case c.Skipped:
+				mark = "– (not run)"
 			}
 			ms := ""
 			if c.DurationMS > 0 {

@@ -143,6 +143,9 @@ type Check struct {
 	Reason string `json:"reason,omitempty"` // how it failed (or what it could not run)
 	// Source, Target and DurationMS are set by probes (Step 8): where it was sent from ("container", "vm",
 	// "lan"), what it was sent to, and how long it took.
+	// Skipped marks an optional check that was not run (no LAN host in the answers): it does not fail
+	// verify, and it is never shown as passed (– rather than ✓), since nothing was proven.
+	Skipped    bool   `json:"skipped,omitempty"`
 	Source     string `json:"source,omitempty"`
 	Target     string `json:"target,omitempty"`
 	DurationMS int64  `json:"duration_ms,omitempty"`

@@ -652,7 +652,7 @@ func lanChecks(ctx context.Context, h *system.Host, a Answers) []Check {
 	lh := a.Probes.LANHost
 	if lh == nil {
 		return []Check{{ID: "step8.lan.not-run", Name: "probes from another LAN host", Expect: "optional (answers probes.lan_host)",
-			Got: "not run: no probes.lan_host in the answers", OK: true, Reason: lanUnproven, Source: string(SourceLAN)}}
+			Got: "not run: no probes.lan_host in the answers", OK: true, Skipped: true, Reason: lanUnproven, Source: string(SourceLAN)}}
 	}
 	base := Check{ID: "step8.lan.ssh-login", Name: fmt.Sprintf("SSH to the LAN host %s as %s", lh.Address, lh.User), Expect: "logged in, probes run",
 		Source: string(SourceLAN), Target: net.JoinHostPort(lh.Address, "22")}
@@ -675,7 +675,7 @@ func lanChecks(ctx context.Context, h *system.Host, a Answers) []Check {
 		case system.FailDropped, system.FailBlocked, system.FailNoRoute, system.FailRejected:
 			// The hardened VM may not open connections into the LAN (UFW denies out to lan_cidr, the Proxmox
 			// firewall drops it): not reaching the LAN host is the hardening working, not a finding.
-			base.OK = true
+			base.OK, base.Skipped = true, true
 			base.Got = fmt.Sprintf("not run: the VM cannot reach the LAN host over SSH (%s), as the hardening intends (UFW denies out to %s)", class, a.LANCIDR)
 			base.Reason = lanUnproven + "; run on the LAN host: " + strings.Join(lanManual(ps), "; ")
 		default:

@@ -104,8 +104,11 @@ func (m Model) checkTable(cs []steps.Check, w int) string {
 	var out []string
 	for _, c := range cs {
 		mark := m.st.ok.Render("✓")
-		if !c.OK {
+		switch {
+		case !c.OK:
 			mark = m.st.bad.Render("✗")
+		case c.Skipped:
+			mark = m.st.dim.Render("–")
 		}
 		name := clip(checkLabel(c), nameW)
 		row := "  " + mark + " " + name + strings.Repeat(" ", nameW-ansiWidth(name)+2) + clip(oneLine(c.Got), gotW)
@@ -134,8 +137,11 @@ func (m Model) checkList(cs []steps.Check, w int, full bool) string {
 	var out []string
 	for _, c := range cs {
 		mark := m.st.ok.Render("✓")
-		if !c.OK {
+		switch {
+		case !c.OK:
 			mark = m.st.bad.Render("✗")
+		case c.Skipped:
+			mark = m.st.dim.Render("–")
 		}
 		out = append(out, mark+" "+clip(c.Name, w-2))
 		if c.OK && !full {
