@@ -113,6 +113,10 @@ func fullIdempotence(t *testing.T, l *Lab) {
 	}
 	after := checksums(t, l)
 	for _, d := range diffSums(before, after) {
+		if gatewayRuntime(d) {
+			l.Logf("changed by the running gateway, not by the tool: %s", d)
+			continue
+		}
 		t.Errorf("the second apply changed %s", d)
 	}
 	j1, _ := l.ReadFile(journalPath)
@@ -126,6 +130,13 @@ func fullIdempotence(t *testing.T, l *Lab) {
 		}
 	}
 	l.Logf("second apply: %d files under /etc and /opt unchanged", len(after))
+}
+
+// gatewayRuntime: files the running gateway writes itself (its SQLite state, logs, credentials), beside the
+// one file of its config dir the tool owns (openclaw.json).
+func gatewayRuntime(path string) bool {
+	return (strings.HasPrefix(path, "/opt/openclaw/config/") && !strings.HasPrefix(path, "/opt/openclaw/config/openclaw.json ")) ||
+		strings.HasPrefix(path, "/opt/openclaw/auth/")
 }
 
 // diffSums lists files added, removed or changed between two checksum maps.
@@ -168,10 +179,11 @@ type mutation struct {
 	undo   string
 	edit   func(cfg map[string]any) // an edit of openclaw.json instead of apply
 	reboot bool                     // reboot between apply and verify
-	verify []int                    // the steps verified; default every fast step
+	verify []int                    // the steps verified; default the mutated step and Step 8 (the matrix)
 }
 
-// fastSteps are verified for every mutation; Step 7 (OpenClaw's own audit, ~90 s in the lab) only for its own.
+// fastSteps are the steps verified at once after Steps 0–7 (Step 7's verify, OpenClaw's own audit in the
+// container, ~90 s in the lab, has just run at the end of its apply).
 var fastSteps = []int{0, 1, 2, 4, 5, 6, 8}
 
 const (
@@ -204,19 +216,15 @@ func fullMutationList() []mutation {
 		{name: "UFW disabled", step: 2, check: "step2.ufw.active", apply: "ufw disable", undo: "ufw --force enable"},
 		{name: "UFW default outgoing allow", step: 2, check: "step2.ufw.default-", apply: "ufw default allow outgoing", undo: "ufw default deny outgoing"},
 		{name: "an extra ufw allow out to 192.168.1.0/24", step: 2, check: "step2.ufw.extra",
-			apply: "ufw allow out to 192.168.1.0/24", undo: "ufw delete allow out to 192.168.1.0/24"},
+			// UFW updates the tool's own "deny out to 192.168.1.0/24" into an allow (same match): deleting the
+			// allow afterwards would leave no rule at all, so the undo is the tool's own repair.
+			apply: "ufw allow out to 192.168.1.0/24", undo: "openclaw-harden apply --answers " + fullAnswers + " --yes --step 2 >/dev/null"},
 		{name: "DOCKER-USER flushed", step: 4, check: "step4.chain", apply: "iptables -F DOCKER-USER", undo: "ufw reload"},
 		{name: "DOCKER-USER reordered: the 172.16/12 DROP before the subnet RETURN", step: 4, check: "step4.subnet-order",
 			apply: `bash -c 'r=$(iptables -S DOCKER-USER | grep -- '-s 172.20.0.0/24' | grep -- '-j RETURN' | head -1 | sed 's/^-A /-D /'); [ -n "$r" ] && iptables $r && iptables ${r/-D DOCKER-USER/-A DOCKER-USER}'`,
 			undo:  "ufw reload"},
 		{name: "the FORWARD jump to DOCKER-USER removed", step: 4, check: "step4.forward-",
 			apply: "iptables -D FORWARD -j DOCKER-USER", undo: "iptables -I FORWARD 1 -j DOCKER-USER"},
-		{name: "daemon.json icc true", step: 5, check: "step5.icc",
-			apply: "cp -p " + dockerJSON + " /root/daemon.json.orig && sed -i 's/\"icc\": false/\"icc\": true/' " + dockerJSON + " && grep -q '\"icc\": true' " + dockerJSON + " && systemctl restart docker",
-			undo:  "cp -p /root/daemon.json.orig " + dockerJSON + " && systemctl restart docker"},
-		{name: "daemon.json userland-proxy true", step: 5, check: "step5.userland-proxy",
-			apply: "cp -p " + dockerJSON + " /root/daemon.json.orig && sed -i 's/\"userland-proxy\": false/\"userland-proxy\": true/' " + dockerJSON + " && grep -q '\"userland-proxy\": true' " + dockerJSON + " && systemctl restart docker",
-			undo:  "cp -p /root/daemon.json.orig " + dockerJSON + " && systemctl restart docker"},
 		{name: "gateway port published on 0.0.0.0", step: 6, check: "step6.ports",
 			apply: "cp -p /opt/openclaw/compose.yaml /root/compose.yaml.orig && sed -i 's|\"127.0.0.1:18789:18789\"|\"18789:18789\"|' /opt/openclaw/compose.yaml && grep -q '\"18789:18789\"' /opt/openclaw/compose.yaml && " + composeUp,
 			undo:  "cp -p /root/compose.yaml.orig /opt/openclaw/compose.yaml && " + composeUp},
@@ -232,11 +240,19 @@ func fullMutationList() []mutation {
 		{name: "OpenClaw: elevated tools on", step: 7, check: "step7.policy", edit: set(true, "tools", "elevated", "enabled"), verify: []int{7}},
 		{name: "OpenClaw: mDNS on", step: 7, check: "step7.policy", edit: set("full", "discovery", "mdns", "mode"), verify: []int{7}},
 		{name: "OpenClaw: Telegram dmPolicy open", step: 7, check: "step7.policy", edit: set("open", "channels", "telegram", "dmPolicy"), verify: []int{7}},
-		// Last: it reboots, and leaves Step 4 to the tool to repair.
+		// It reboots, and leaves Step 4 to the tool to repair.
 		{name: "after.rules block deleted, then reboot", step: 4, check: "step4.file",
 			apply:  "cp -p /etc/ufw/after.rules /root/after.rules.orig && sed -i '/^# ---BEGIN DOCKER-USER LAN ISOLATION---/,/^# ---END DOCKER-USER LAN ISOLATION---/d' /etc/ufw/after.rules && ! cmp -s /etc/ufw/after.rules /root/after.rules.orig",
 			undo:   "openclaw-harden apply --answers " + fullAnswers + " --yes --step 4 >/dev/null",
 			reboot: true, verify: []int{4, 8}},
+		// Last: their undo restores the hardened daemon.json and runs `systemctl restart docker`, which the
+		// docker-restart subtest then relies on.
+		{name: "daemon.json icc true", step: 5, check: "step5.icc", verify: []int{4, 5, 8},
+			apply: "cp -p " + dockerJSON + " /root/daemon.json.orig && sed -i 's/\"icc\": false/\"icc\": true/' " + dockerJSON + " && grep -q '\"icc\": true' " + dockerJSON + " && systemctl restart docker",
+			undo:  "cp -p /root/daemon.json.orig " + dockerJSON + " && systemctl restart docker"},
+		{name: "daemon.json userland-proxy true", step: 5, check: "step5.userland-proxy", verify: []int{4, 5, 8},
+			apply: "cp -p " + dockerJSON + " /root/daemon.json.orig && sed -i 's/\"userland-proxy\": false/\"userland-proxy\": true/' " + dockerJSON + " && grep -q '\"userland-proxy\": true' " + dockerJSON + " && systemctl restart docker",
+			undo:  "cp -p /root/daemon.json.orig " + dockerJSON + " && systemctl restart docker"},
 	}
 }
 
@@ -292,7 +308,7 @@ func runMutation(t *testing.T, l *Lab, m mutation) bool {
 	}
 	steps := m.verify
 	if steps == nil {
-		steps = fastSteps
+		steps = []int{m.step, 8}
 	}
 	res := verifySteps(t, l, steps)
 	r := res[m.step]
@@ -318,13 +334,20 @@ func runMutation(t *testing.T, l *Lab, m mutation) bool {
 	if o, e, code, err := l.RunTimeout(m.undo, nil, 15*time.Minute); err != nil || code != 0 {
 		t.Fatalf("mutation %q could not be undone: exit %d %v\n%s\n%s", m.name, code, err, o, e)
 	}
-	// Undone: the step verifies again (Step 6 and Step 8's gateway checks need the recreated gateway healthy).
-	if m.step == 6 || m.step == 5 {
-		fullWaitGateway(t, l)
-	}
+	// Undone: the step verifies again. A recreated gateway takes minutes to pass its health check under
+	// emulation: for Step 6 only step6.running may still fail (the docker-restart subtest waits for it).
 	after := verifySteps(t, l, []int{m.step})
 	if a := after[m.step]; a.Exit != 0 {
-		t.Fatalf("after undoing %q, verify --step %d still fails: %v", m.name, m.step, a.failed())
+		var other []string
+		for _, id := range a.failed() {
+			if !(m.step == 6 && id == "step6.running") || strings.HasPrefix(id, m.check) {
+				other = append(other, id)
+			}
+		}
+		if len(other) > 0 {
+			t.Fatalf("after undoing %q, verify --step %d still fails: %v", m.name, m.step, a.failed())
+		}
+		l.Logf("after undoing %q: only %v still fails (the recreated gateway is starting)", m.name, a.failed())
 	}
 	return r.Exit == 1 && caught
 }
