@@ -292,6 +292,15 @@ func openSession(o *opts, stderr io.Writer) (*steps.Session, error) {
 	return steps.NewSession(h, a, st), nil
 }
 
+// lockSession takes the state directory's lock for a run that changes the machine (see system.Host.Lock).
+func lockSession(s *steps.Session) (func(), error) {
+	release, err := s.Host.Lock()
+	if err != nil {
+		return nil, usageError{err.Error()}
+	}
+	return release, nil
+}
+
 // selected returns the steps a command works on.
 func selected(s *steps.Session, o *opts) []steps.Step {
 	if o.step < 0 {

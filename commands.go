@@ -121,6 +121,11 @@ func cmdApply(ctx context.Context, o *opts, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	release, err := lockSession(s)
+	if err != nil {
+		return err
+	}
+	defer release()
 	if s.Answers.AdminSource == "" {
 		hint := ""
 		if prop := proposeAdminSource(s.Host.Getenv); prop != "" {
@@ -281,6 +286,10 @@ func cmdVerify(ctx context.Context, o *opts, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if s.Host.Busy() {
+		s.Host.KeepState = true
+		fmt.Fprintln(stderr, "openclaw-harden: another run is changing this machine (it holds the lock); verifying anyway, without recording the results in state.json.")
+	}
 	noteAdminSource(s, stderr)
 	rep := verifyReport{Version: 1, Tool: "openclaw-harden", Time: time.Now().UTC(), DryRun: o.dryRun, OK: true}
 	p := newPrinter(stdout)
@@ -431,6 +440,11 @@ func cmdRollback(ctx context.Context, o *opts, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	release, err := lockSession(s)
+	if err != nil {
+		return err
+	}
+	defer release()
 	paths, err := s.Rollback(o.step)
 	for _, p := range paths {
 		fmt.Fprintf(stdout, "restored %s\n", p)

@@ -24,6 +24,11 @@ func runWizard(ctx context.Context, o *opts, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	release, err := lockSession(s)
+	if err != nil {
+		return err
+	}
+	defer release()
 	h := s.Host
 	err = ui.Run(ctx, s, ui.Options{
 		DryRun:         o.dryRun,
