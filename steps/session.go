@@ -66,6 +66,11 @@ func (s *Session) PlanReadOnly(ctx context.Context, st Step) (Plan, error) {
 	}
 	p, err := st.Plan(ctx, s.Host, s.Answers)
 	p.Step, p.Title = st.ID(), st.Title()
+	// Notes and guard sentences may quote what a command printed: they are shown, so they are redacted.
+	for i := range p.Notes {
+		p.Notes[i] = s.Host.Redact(p.Notes[i])
+	}
+	p.Blocked, p.Risk = s.Host.Redact(p.Blocked), s.Host.Redact(p.Risk)
 	if err != nil {
 		return p, RedactError(s.Host, err)
 	}
