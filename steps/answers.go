@@ -194,63 +194,53 @@ func describeGoType(t string) string {
 	return "of the expected kind (" + t + ")"
 }
 
+// walkYAML calls pair for every key/value of every mapping below n with the key's dotted path, and scalar
+// for every scalar that is not a mapping's key or value (a list item) with its parent's path.
+func walkYAML(n *yaml.Node, prefix string, pair func(path string, k, v *yaml.Node), scalar func(path string, n *yaml.Node)) {
+	switch n.Kind {
+	case yaml.DocumentNode, yaml.SequenceNode:
+		for _, c := range n.Content {
+			walkYAML(c, prefix, pair, scalar)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			path := k.Value
+			if prefix != "" {
+				path = prefix + "." + k.Value
+			}
+			pair(path, k, v)
+			walkYAML(v, path, pair, scalar)
+		}
+	case yaml.ScalarNode:
+		scalar(prefix, n)
+	}
+}
+
 // keyOfValueAt finds the deepest key path whose value is a node of kind starting on line (a block mapping
 // starts on its first key's line, so its parent's value starts there too).
 func keyOfValueAt(n *yaml.Node, line int, kind yaml.Kind) string {
 	best := ""
-	var walk func(n *yaml.Node, prefix string)
-	walk = func(n *yaml.Node, prefix string) {
-		switch n.Kind {
-		case yaml.DocumentNode, yaml.SequenceNode:
-			for _, c := range n.Content {
-				walk(c, prefix)
-			}
-		case yaml.MappingNode:
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				path := n.Content[i].Value
-				if prefix != "" {
-					path = prefix + "." + path
-				}
-				if v := n.Content[i+1]; v.Kind == kind && v.Line == line {
-					best = path
-				}
-				walk(n.Content[i+1], path)
-			}
+	walkYAML(n, "", func(path string, _, v *yaml.Node) {
+		if v.Kind == kind && v.Line == line {
+			best = path
 		}
-	}
-	walk(n, "")
+	}, func(string, *yaml.Node) {})
 	return best
 }
 
 // keyAtLine finds the dotted key path whose key or value sits on line, so type errors can name the field.
 func keyAtLine(n *yaml.Node, line int, prefix string) string {
 	best := ""
-	var walk func(n *yaml.Node, prefix string)
-	walk = func(n *yaml.Node, prefix string) {
-		switch n.Kind {
-		case yaml.DocumentNode, yaml.SequenceNode:
-			for _, c := range n.Content {
-				walk(c, prefix)
-			}
-		case yaml.MappingNode:
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				k, v := n.Content[i], n.Content[i+1]
-				path := k.Value
-				if prefix != "" {
-					path = prefix + "." + k.Value
-				}
-				if k.Line == line || (v.Kind == yaml.ScalarNode && v.Line == line) {
-					best = path
-				}
-				walk(v, path)
-			}
-		case yaml.ScalarNode:
-			if n.Line == line && best == "" {
-				best = prefix
-			}
+	walkYAML(n, prefix, func(path string, k, v *yaml.Node) {
+		if k.Line == line || (v.Kind == yaml.ScalarNode && v.Line == line) {
+			best = path
 		}
-	}
-	walk(n, prefix)
+	}, func(path string, s *yaml.Node) {
+		if s.Line == line && best == "" {
+			best = path
+		}
+	})
 	return best
 }
 
