@@ -269,6 +269,17 @@ func TestLabFullRun(t *testing.T) {
 			t.Errorf("docker-bench-security did not run the check for %s", m)
 		}
 	})
+	t.Run("step3-in-the-vm", func(t *testing.T) {
+		// Step 3 is the hypervisor's: in the VM it saves the file for the node and waits for the operator's
+		// confirmations (or the API), so its verify fails headless; a second run plans nothing.
+		o, e, code, _ := l.RunTimeout("openclaw-harden apply --answers "+fullAnswers+" --yes --step 3", nil, 5*time.Minute)
+		if code != 1 || !strings.Contains(o, "not confirmed") || !strings.Contains(o, "/var/lib/openclaw-harden/proxmox/100.fw") {
+			t.Errorf("apply --step 3 in the VM: exit %d, want 1 with the unconfirmed switches named\n%s\n%s", code, o, e)
+		}
+		if o, e, code, _ := l.Run("openclaw-harden plan --answers " + fullAnswers + " --step 3"); code != 0 || !strings.Contains(o, "No changes") {
+			t.Errorf("second plan --step 3: exit %d, want No changes\n%s\n%s", code, o, e)
+		}
+	})
 	t.Run("idempotence", func(t *testing.T) { fullIdempotence(t, l) })
 	t.Run("report", func(t *testing.T) { step8Report(t, l, "openclaw-harden report --answers "+fullAnswers) })
 	t.Run("benchmark", func(t *testing.T) {
