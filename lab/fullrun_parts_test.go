@@ -17,18 +17,23 @@ import (
 
 const journalPath = "/var/lib/openclaw-harden/journal.log"
 
+// crashAfter is where each step's apply is killed: after its N-th change (write, mkdir, command). Step 2 dies
+// among its UFW rules (after apt, before ufw enable), Step 6 after its files and before compose up; the others
+// after writing their file and before the reload that puts it in effect.
+var crashAfter = map[int]int{0: 1, 2: 12, 4: 1, 5: 1, 6: 6, 7: 1}
+
 // reloaders are the steps whose re-plan after a crash must offer to finish the apply (steps.Reloader).
 var reloaders = map[int]bool{0: true, 4: true, 5: true, 6: true, 7: true}
 
-// fullCrashAndResume kills `apply --step N` after its first change, checks what a crash leaves (state says
+// fullCrashAndResume kills `apply --step N` in the middle (crashAfter), checks what a crash leaves (state says
 // applying, written files whole, the re-plan sees it), then applies the step again to the end.
 func fullCrashAndResume(t *testing.T, l *Lab, step int) {
 	t.Helper()
 	if step != 1 { // Step 1's only change is its snapshot in the state dir, which the failpoint does not count
-		done := l.Phase(fmt.Sprintf("step %d: apply, killed after its first change", step))
+		done := l.Phase(fmt.Sprintf("step %d: apply, killed after change %d", step, crashAfter[step]))
 		j0, _ := l.ReadFile(journalPath)
-		o, e, _, err := l.RunTimeout(fmt.Sprintf("OPENCLAW_HARDEN_LAB=1 %s=%d:1 openclaw-harden apply --answers %s --yes --step %d; echo EXIT=$?",
-			system.CrashEnv, step, fullAnswers, step), nil, 30*time.Minute)
+		o, e, _, err := l.RunTimeout(fmt.Sprintf("OPENCLAW_HARDEN_LAB=1 %s=%d:%d openclaw-harden apply --answers %s --yes --step %d; echo EXIT=$?",
+			system.CrashEnv, step, crashAfter[step], fullAnswers, step), nil, 30*time.Minute)
 		done()
 		if err != nil || !strings.Contains(o, "EXIT=137") || !strings.Contains(e, "killing this process") {
 			t.Fatalf("step %d: the failpoint did not kill the apply: %v\n%s\n%s", step, err, o, e)

@@ -3,8 +3,8 @@ package lab
 // TestLabFullRun is the whole tool on one fresh VM with the REAL OpenClaw gateway (lab/openclaw-image.sh):
 //
 //   - before hardening, every must-fail target answers (ProveLiveness, the gateway port from the LAN);
-//   - Steps 0–7 headless, each first killed (SIGKILL, the failpoint in system/crash.go) after its first change
-//     and then applied again: the re-plan sees the interrupted step, finishes it, and it verifies; no file the
+//   - Steps 0–7 headless, each first killed (SIGKILL, the failpoint in system/crash.go) in the middle of its
+//     apply (crashAfter) and then applied again: the re-plan sees the interrupted step, finishes it, and it verifies; no file the
 //     journal says was written is half-written (its sha256 matches the journal's);
 //   - every step verifies; a second apply changes no file and runs no state-changing command;
 //   - the Step 8 matrix passes (LAN, VM, container); the report; the profile's commands vs the matrix, timed;
