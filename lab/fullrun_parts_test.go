@@ -226,7 +226,7 @@ func fullMutationList() []mutation {
 			apply: "ufw allow out to 192.168.1.0/24", undo: "openclaw-harden apply --answers " + fullAnswers + " --yes --step 2 >/dev/null"},
 		{name: "DOCKER-USER flushed", step: 4, check: "step4.chain", apply: "iptables -F DOCKER-USER", undo: "ufw reload"},
 		{name: "DOCKER-USER reordered: the 172.16/12 DROP before the subnet RETURN", step: 4, check: "step4.subnet-order",
-			apply: `bash -c 'r=$(iptables -S DOCKER-USER | grep -- '-s 172.20.0.0/24' | grep -- '-j RETURN' | head -1 | sed 's/^-A /-D /'); [ -n "$r" ] && iptables $r && iptables ${r/-D DOCKER-USER/-A DOCKER-USER}'`,
+			apply: "iptables -D DOCKER-USER -s 172.20.0.0/24 -d 172.20.0.0/24 -j RETURN && iptables -A DOCKER-USER -s 172.20.0.0/24 -d 172.20.0.0/24 -j RETURN",
 			undo:  "ufw reload"},
 		{name: "the FORWARD jump to DOCKER-USER removed", step: 4, check: "step4.forward-",
 			apply: "iptables -D FORWARD -j DOCKER-USER", undo: "iptables -I FORWARD 1 -j DOCKER-USER"},
