@@ -174,6 +174,18 @@ func fullWaitGateway(t *testing.T, l *Lab) {
 	}
 }
 
+// fullWaitListening waits until the gateway answers HTTP on 127.0.0.1:18789 (its health check, every 30 s,
+// says healthy later).
+func fullWaitListening(t *testing.T, l *Lab) {
+	t.Helper()
+	done := l.Phase("wait for the gateway to answer on 127.0.0.1:18789")
+	defer done()
+	o, _, code, _ := l.RunTimeout("for i in $(seq 600); do curl -s -o /dev/null -m 3 http://127.0.0.1:18789/ && exit 0; sleep 1; done; exit 1", nil, 11*time.Minute)
+	if code != 0 {
+		t.Fatalf("the gateway does not answer on 127.0.0.1:18789 after 10 minutes: %s\n%s", o, step67Debug(l))
+	}
+}
+
 // mutation is one deliberate misconfiguration of a hardened VM (issue #9), how to undo it, and which check of
 // which step must catch it.
 type mutation struct {
@@ -184,7 +196,10 @@ type mutation struct {
 	undo   string
 	edit   func(cfg map[string]any) // an edit of openclaw.json instead of apply
 	reboot bool                     // reboot between apply and verify
-	verify []int                    // the steps verified; default the mutated step and Step 8 (the matrix)
+	// undone, when set, proves the undo instead of verifying the step again (a byte-for-byte restore of
+	// openclaw.json: another OpenClaw audit would take 90 s under emulation)
+	undone string
+	verify []int // the steps verified; default the mutated step and Step 8 (the matrix)
 }
 
 // fastSteps are the steps verified at once after Steps 0–7 (Step 7's verify, OpenClaw's own audit in the
@@ -302,6 +317,7 @@ func runMutation(t *testing.T, l *Lab, m mutation) bool {
 		}
 		l.MustRun(t, "chown 1000:1000 "+cfgPath)
 		m.undo = "cp -p /root/openclaw.json.orig " + cfgPath
+		m.undone = "cmp /root/openclaw.json.orig " + cfgPath + " && stat -c '%a %u' " + cfgPath + " | grep -qx '600 1000'"
 	} else if o, e, code, err := l.RunTimeout(m.apply, nil, 5*time.Minute); err != nil || code != 0 {
 		t.Errorf("mutation %q could not be applied: exit %d %v\n%s\n%s", m.name, code, err, o, e)
 		return false
@@ -338,6 +354,12 @@ func runMutation(t *testing.T, l *Lab, m mutation) bool {
 	}
 	if o, e, code, err := l.RunTimeout(m.undo, nil, 15*time.Minute); err != nil || code != 0 {
 		t.Fatalf("mutation %q could not be undone: exit %d %v\n%s\n%s", m.name, code, err, o, e)
+	}
+	if m.undone != "" {
+		if o, e, code, err := l.Run(m.undone); err != nil || code != 0 {
+			t.Fatalf("after undoing %q: %s failed: exit %d %v\n%s\n%s", m.name, m.undone, code, err, o, e)
+		}
+		return r.Exit == 1 && caught
 	}
 	// Undone: the step verifies again. A recreated gateway takes minutes to pass its health check under
 	// emulation: for Step 6 only step6.running may still fail (the docker-restart subtest waits for it).

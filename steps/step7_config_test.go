@@ -273,3 +273,43 @@ func FuzzPatchOpenClawConfig(f *testing.F) {
 		}
 	})
 }
+
+// The lab's OpenClaw mutations (TestLabFullRun), one at a time on the generated config: each must be a finding.
+func TestCheckOpenClawPolicyCatchesEachMutation(t *testing.T) {
+	res, err := PatchOpenClawConfig(nil, assets.OpenClawHardenedPatch())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fs, err := CheckOpenClawPolicy(res.Out); err != nil || len(fs) != 0 {
+		t.Fatalf("the generated config has findings: %v %v", fs, err)
+	}
+	for _, m := range []struct {
+		key   string
+		value any
+	}{{"tools.elevated.enabled", true}, {"discovery.mdns.mode", "full"}, {"channels.telegram.dmPolicy", "open"}} {
+		var cfg map[string]any
+		if err := json.Unmarshal(res.Out, &cfg); err != nil {
+			t.Fatal(err)
+		}
+		path := strings.Split(m.key, ".")
+		node := cfg
+		for _, k := range path[:len(path)-1] {
+			next, _ := node[k].(map[string]any)
+			if next == nil {
+				next = map[string]any{}
+				node[k] = next
+			}
+			node = next
+		}
+		node[path[len(path)-1]] = m.value
+		out, _ := json.Marshal(cfg)
+		fs, err := CheckOpenClawPolicy(out)
+		found := false
+		for _, f := range fs {
+			found = found || f.Key == m.key
+		}
+		if err != nil || !found {
+			t.Errorf("%s = %v: findings %v %v", m.key, m.value, fs, err)
+		}
+	}
+}
