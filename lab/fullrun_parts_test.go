@@ -245,6 +245,10 @@ func fullMutationList() []mutation {
 			undo:  "ufw reload"},
 		{name: "the FORWARD jump to DOCKER-USER removed", step: 4, check: "step4.forward-",
 			apply: "iptables -D FORWARD -j DOCKER-USER", undo: "iptables -I FORWARD 1 -j DOCKER-USER"},
+		// Before the compose mutations: OpenClaw's audit is slower while a recreated gateway starts.
+		{name: "OpenClaw: elevated tools on", step: 7, check: "step7.policy", edit: set(true, "tools", "elevated", "enabled"), verify: []int{7}},
+		{name: "OpenClaw: mDNS on", step: 7, check: "step7.policy", edit: set("full", "discovery", "mdns", "mode"), verify: []int{7}},
+		{name: "OpenClaw: Telegram dmPolicy open", step: 7, check: "step7.policy", edit: set("open", "channels", "telegram", "dmPolicy"), verify: []int{7}},
 		{name: "gateway port published on 0.0.0.0", step: 6, check: "step6.ports",
 			apply: "cp -p /opt/openclaw/compose.yaml /root/compose.yaml.orig && sed -i 's|\"127.0.0.1:18789:18789\"|\"18789:18789\"|' /opt/openclaw/compose.yaml && grep -q '\"18789:18789\"' /opt/openclaw/compose.yaml && " + composeUp,
 			undo:  "cp -p /root/compose.yaml.orig /opt/openclaw/compose.yaml && " + composeUp},
@@ -257,9 +261,6 @@ func fullMutationList() []mutation {
 		{name: "a new service listening on 0.0.0.0", step: 2, check: "step2.listen",
 			apply: "(busybox nc -l -p 8765 </dev/null >/dev/null 2>&1 & echo $! > /run/mutation-nc.pid); sleep 1; ss -Htln 'sport = :8765' | grep -q 8765",
 			undo:  "kill $(cat /run/mutation-nc.pid); sleep 1; ! ss -Htln 'sport = :8765' | grep -q 8765"},
-		{name: "OpenClaw: elevated tools on", step: 7, check: "step7.policy", edit: set(true, "tools", "elevated", "enabled"), verify: []int{7}},
-		{name: "OpenClaw: mDNS on", step: 7, check: "step7.policy", edit: set("full", "discovery", "mdns", "mode"), verify: []int{7}},
-		{name: "OpenClaw: Telegram dmPolicy open", step: 7, check: "step7.policy", edit: set("open", "channels", "telegram", "dmPolicy"), verify: []int{7}},
 		// It reboots, and leaves Step 4 to the tool to repair.
 		{name: "after.rules block deleted, then reboot", step: 4, check: "step4.file",
 			apply:  "cp -p /etc/ufw/after.rules /root/after.rules.orig && sed -i '/^# ---BEGIN DOCKER-USER LAN ISOLATION---/,/^# ---END DOCKER-USER LAN ISOLATION---/d' /etc/ufw/after.rules && ! cmp -s /etc/ufw/after.rules /root/after.rules.orig",
