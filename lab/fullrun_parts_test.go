@@ -163,17 +163,6 @@ func diffSums(a, b map[string]string) []string {
 	return out
 }
 
-// fullWaitGateway waits for the gateway's health check after Docker or the VM restarted it.
-func fullWaitGateway(t *testing.T, l *Lab) {
-	t.Helper()
-	done := l.Phase("wait for the gateway to be healthy")
-	defer done()
-	o, _, code, _ := l.RunTimeout("for i in $(seq 600); do s=$(docker inspect -f '{{.State.Health.Status}}' openclaw-gateway 2>/dev/null); [ \"$s\" = healthy ] && echo healthy && exit 0; sleep 1; done; echo \"$s\"; exit 1", nil, 11*time.Minute)
-	if code != 0 {
-		t.Fatalf("the gateway is not healthy after 10 minutes: %s\n%s", o, step67Debug(l))
-	}
-}
-
 // fullWaitListening waits until the gateway answers HTTP on 127.0.0.1:18789 (its health check, every 30 s,
 // says healthy later).
 func fullWaitListening(t *testing.T, l *Lab) {
