@@ -163,15 +163,16 @@ func diffSums(a, b map[string]string) []string {
 	return out
 }
 
-// fullWaitListening waits until the gateway answers HTTP on 127.0.0.1:18789 (its health check, every 30 s,
-// says healthy later).
-func fullWaitListening(t *testing.T, l *Lab) {
+// fullWaitGateway waits for the gateway's health check after Docker or the VM restarted it. Answering HTTP
+// once is not enough: while it starts, the gateway accepts connections and then stalls for seconds, so the
+// matrix's probe of 127.0.0.1:18789 would time out.
+func fullWaitGateway(t *testing.T, l *Lab) {
 	t.Helper()
-	done := l.Phase("wait for the gateway to answer on 127.0.0.1:18789")
+	done := l.Phase("wait for the gateway to be healthy")
 	defer done()
-	o, _, code, _ := l.RunTimeout("for i in $(seq 600); do curl -s -o /dev/null -m 3 http://127.0.0.1:18789/ && exit 0; sleep 1; done; exit 1", nil, 11*time.Minute)
+	o, _, code, _ := l.RunTimeout("for i in $(seq 600); do s=$(docker inspect -f '{{.State.Health.Status}}' openclaw-gateway 2>/dev/null); [ \"$s\" = healthy ] && echo healthy && exit 0; sleep 1; done; echo \"$s\"; exit 1", nil, 11*time.Minute)
 	if code != 0 {
-		t.Fatalf("the gateway does not answer on 127.0.0.1:18789 after 10 minutes: %s\n%s", o, step67Debug(l))
+		t.Fatalf("the gateway is not healthy after 10 minutes: %s\n%s", o, step67Debug(l))
 	}
 }
 

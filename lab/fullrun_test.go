@@ -308,13 +308,13 @@ func TestLabFullRun(t *testing.T) {
 		if !mutated {
 			l.MustRun(t, "systemctl restart docker")
 		}
-		// What does not need the gateway runs while it starts; the matrix (which probes it on 127.0.0.1)
-		// waits until it listens; its health check may still be pending (step6.running).
+		// What does not need the gateway runs while it starts; the matrix (which probes it on 127.0.0.1) and
+		// Step 6 wait for its health check.
 		assertAllPass(t, l, "after systemctl restart docker", []int{4, 5})
 		step45LiveChain(t, l, "after systemctl restart docker")
 		step45Isolated(t, l, "after systemctl restart docker", "openclaw_openclaw", "bridge")
-		fullWaitListening(t, l)
-		assertAllPass(t, l, "after systemctl restart docker", []int{6, 8}, "step6.running")
+		fullWaitGateway(t, l)
+		assertAllPass(t, l, "after systemctl restart docker", []int{6, 8})
 		fullProven(t, l, "docker_restart")
 	})
 	t.Run("reboot", func(t *testing.T) {
@@ -326,8 +326,8 @@ func TestLabFullRun(t *testing.T) {
 		assertAllPass(t, l, "after reboot", []int{0, 2, 4, 5})
 		step45LiveChain(t, l, "after reboot")
 		step45Isolated(t, l, "after reboot", "openclaw_openclaw", "bridge")
-		fullWaitListening(t, l)
-		assertAllPass(t, l, "after reboot", []int{6, 8}, "step6.running")
+		fullWaitGateway(t, l)
+		assertAllPass(t, l, "after reboot", []int{6, 8})
 		fullProven(t, l, "reboot")
 	})
 	t.Run("rollback", func(t *testing.T) { fullRollback(t, l, fresh) })
