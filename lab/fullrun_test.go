@@ -323,6 +323,9 @@ func TestLabFullRun(t *testing.T) {
 			t.Fatal(err)
 		}
 		l.Logf("reboot to SSH: %.1fs", d.Seconds())
+		// SSH answers before Docker has started (and put its FORWARD jump to DOCKER-USER in place; no
+		// container runs before that): verify once Docker is up.
+		l.MustRun(t, "for i in $(seq 300); do docker info >/dev/null 2>&1 && break; sleep 1; done; systemctl is-active docker")
 		assertAllPass(t, l, "after reboot", []int{0, 2, 4, 5})
 		step45LiveChain(t, l, "after reboot")
 		step45Isolated(t, l, "after reboot", "openclaw_openclaw", "bridge")
