@@ -3,6 +3,7 @@ package steps
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"strings"
 	"time"
@@ -57,7 +58,7 @@ func (PolicyStep) Reload(ctx context.Context, h *system.Host) error {
 		return nil
 	}
 	if _, err := h.ExecCmd(ctx, system.Cmd{Argv: []string{"docker", "restart", "-t", "60", GatewayContainer}, Timeout: 3 * time.Minute}); err != nil {
-		return err
+		return fmt.Errorf("docker restart %s: %w", GatewayContainer, err)
 	}
 	if h.DryRun {
 		return nil

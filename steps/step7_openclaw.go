@@ -87,13 +87,7 @@ func (PolicyStep) Apply(ctx context.Context, h *system.Host, p Plan) error {
 	if !sp.Restart || h.DryRun {
 		return nil
 	}
-	if _, found, _ := inspectContainer(ctx, h, GatewayContainer); !found {
-		return nil
-	}
-	if _, err := h.ExecCmd(ctx, system.Cmd{Argv: []string{"docker", "restart", "-t", "60", GatewayContainer}, Timeout: 3 * time.Minute}); err != nil {
-		return fmt.Errorf("docker restart %s: %w", GatewayContainer, err)
-	}
-	return waitHealthy(ctx, h, GatewayContainer, healthTimeout)
+	return PolicyStep{}.Reload(ctx, h)
 }
 
 // auditArgv is how the audit runs: inside the gateway's container (its environment holds the tokens).
