@@ -135,7 +135,7 @@ func (s *Session) Apply(ctx context.Context, st Step, p Plan) error {
 	}
 	if name, ok := PlannedBaseline(p); ok {
 		s.mu.Lock()
-		s.State.Baseline = name
+		s.State.SetBaseline(name)
 		s.mu.Unlock()
 	}
 	s.set(st.ID(), StatusApplied, "")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strconv"
+	"strings"
 	"time"
 
 	"openclaw-harden/system"
@@ -40,6 +41,36 @@ type State struct {
 	Baseline string                `json:"baseline,omitempty"` // audits/… file of the before snapshot
 	// Survival records, per Survivor step (Step 4), what its passing verifications proved it outlives.
 	Survival map[string]*Survival `json:"survival,omitempty"`
+
+	// touched names what this run changed since it last saved ("steps/4", "survival/4", "baseline"): Save
+	// writes those onto the file as it is on disk now, so concurrent runs keep each other's records.
+	touched map[string]bool
+}
+
+func (s *State) touch(key string) {
+	if s.touched == nil {
+		s.touched = map[string]bool{}
+	}
+	s.touched[key] = true
+}
+
+// SetBaseline records the Step 1 baseline snapshot's file.
+func (s *State) SetBaseline(name string) {
+	s.Baseline = name
+	s.touch("baseline")
+}
+
+// setSurvival records (or, with nil, drops) a Survivor step's record.
+func (s *State) setSurvival(key string, sv *Survival) {
+	if sv == nil {
+		delete(s.Survival, key)
+	} else {
+		if s.Survival == nil {
+			s.Survival = map[string]*Survival{}
+		}
+		s.Survival[key] = sv
+	}
+	s.touch("survival/" + key)
 }
 
 const stateFile = "state.json"
@@ -47,22 +78,16 @@ const stateFile = "state.json"
 // LoadState reads state.json; a missing file is a fresh start. A step found "applying" was cut off
 // mid-apply, so it is marked interrupted and will be re-planned.
 func LoadState(h *system.Host) (*State, error) {
-	s := &State{Version: 1, Steps: map[string]*StepState{}}
 	data, err := h.LoadState(stateFile)
 	if errors.Is(err, fs.ErrNotExist) {
-		return s, nil
+		return &State{Version: 1, Steps: map[string]*StepState{}}, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal(data, s); err != nil {
-		return nil, fmt.Errorf("%s/%s is not a state file this tool wrote (%v); move it away to start afresh", h.StateDir, stateFile, err)
-	}
-	if s.Version != 1 {
-		return nil, fmt.Errorf("%s/%s has version %d; this tool reads version 1", h.StateDir, stateFile, s.Version)
-	}
-	if s.Steps == nil {
-		s.Steps = map[string]*StepState{}
+	s, err := parseState(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s/%s %v", h.StateDir, stateFile, err)
 	}
 	for _, st := range s.Steps {
 		if st.Status == StatusApplying {
@@ -73,13 +98,66 @@ func LoadState(h *system.Host) (*State, error) {
 	return s, nil
 }
 
-// Save writes state.json atomically (never in dry-run mode).
-func (s *State) Save(h *system.Host) error {
-	data, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return err
+// parseState reads state.json's bytes as they are (a step "applying" stays so); the error completes the
+// sentence "state.json …".
+func parseState(data []byte) (*State, error) {
+	s := &State{Version: 1}
+	if err := json.Unmarshal(data, s); err != nil {
+		return nil, fmt.Errorf("is not a state file this tool wrote (%v); move it away to start afresh", err)
 	}
-	return h.SaveState(stateFile, append(data, '\n'))
+	if s.Version != 1 {
+		return nil, fmt.Errorf("has version %d; this tool reads version 1", s.Version)
+	}
+	if s.Steps == nil {
+		s.Steps = map[string]*StepState{}
+	}
+	return s, nil
+}
+
+// Save writes state.json atomically (never in dry-run mode): what this run changed since its last save,
+// onto the file as another run may have left it meanwhile (concurrent verifies each record their steps).
+// The answers are always this run's.
+func (s *State) Save(h *system.Host) error {
+	err := h.UpdateState(stateFile, func(cur []byte) ([]byte, error) {
+		out := s
+		if disk, err := parseState(cur); cur != nil && err == nil {
+			out = disk.overlay(s)
+		}
+		data, err := json.MarshalIndent(out, "", "  ")
+		return append(data, '\n'), err
+	})
+	if err == nil {
+		s.touched = nil
+	}
+	return err
+}
+
+// overlay puts what s touched, and its answers, onto d (the file on disk) and returns d.
+func (d *State) overlay(s *State) *State {
+	d.Answers = s.Answers
+	for key := range s.touched {
+		kind, id, _ := strings.Cut(key, "/")
+		switch kind {
+		case "steps":
+			if st := s.Steps[id]; st != nil {
+				d.Steps[id] = st
+			} else {
+				delete(d.Steps, id)
+			}
+		case "survival":
+			if sv := s.Survival[id]; sv != nil {
+				if d.Survival == nil {
+					d.Survival = map[string]*Survival{}
+				}
+				d.Survival[id] = sv
+			} else {
+				delete(d.Survival, id)
+			}
+		case "baseline":
+			d.Baseline = s.Baseline
+		}
+	}
+	return d
 }
 
 // Get returns a step's record, pending when it has none.
@@ -93,6 +171,7 @@ func (s *State) Get(id int) StepState {
 // Set records a step's status.
 func (s *State) Set(id int, st Status, msg string, now time.Time) {
 	s.Steps[strconv.Itoa(id)] = &StepState{Status: st, Updated: now.UTC(), Message: msg}
+	s.touch("steps/" + strconv.Itoa(id))
 }
 
 // Resume is the index in steps of the first step that has not passed (len(steps) when all have).

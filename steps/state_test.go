@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"openclaw-harden/system"
@@ -158,5 +159,94 @@ func TestRollbackReloadsWhatUsesTheFiles(t *testing.T) {
 	// Nothing restored: nothing reloaded.
 	if _, err := s.Rollback(0); err != nil || len(r.CallsSnapshot()) != 1 {
 		t.Fatalf("second rollback: %v, calls %q", err, r.CallsSnapshot())
+	}
+}
+
+// Two runs that loaded the same state.json and then verify different steps at once (the lab and a cron job
+// do) keep both records: each save writes its own steps onto the file as the other left it.
+func TestConcurrentRunsKeepEachOthersRecords(t *testing.T) {
+	root, stateDir := t.TempDir(), t.TempDir()
+	ctx := context.Background()
+	var stepsAll []Step
+	for i := 0; i < 8; i++ {
+		p := filepath.Join("/etc", "f"+string(rune('a'+i)))
+		stepsAll = append(stepsAll, fileStep{id: i, path: p, content: "x\n"})
+		if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, p), []byte("x\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Every run starts from the same file, as processes started together do.
+	first := NewSession(system.NewFakeHost(root, stateDir, system.NewFakeRunner(nil), false), Defaults(), nil)
+	first.State.Set(7, StatusFailed, "from an earlier run", first.Host.Now())
+	if err := first.State.Save(first.Host); err != nil {
+		t.Fatal(err)
+	}
+	var sessions []*Session
+	for i := 0; i < 7; i++ {
+		h := system.NewFakeHost(root, stateDir, system.NewFakeRunner(nil), false)
+		st, err := LoadState(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := NewSession(h, Defaults(), st)
+		s.Steps = stepsAll
+		sessions = append(sessions, s)
+	}
+	var wg sync.WaitGroup
+	for i, s := range sessions {
+		wg.Add(1)
+		go func(i int, s *Session) {
+			defer wg.Done()
+			for n := 0; n < 20; n++ { // many saves each, so they interleave
+				s.Verify(ctx, s.Steps[i])
+			}
+		}(i, s)
+	}
+	wg.Wait()
+	st, err := LoadState(system.NewFakeHost(root, stateDir, system.NewFakeRunner(nil), false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 7; i++ {
+		if got := st.Get(i); got.Status != StatusPassed {
+			t.Errorf("step %d = %+v, want passed (another run's save lost it)", i, got)
+		}
+	}
+	if got := st.Get(7); got.Status != StatusFailed || got.Message != "from an earlier run" {
+		t.Errorf("step 7, which no run touched, = %+v, want the earlier run's record", got)
+	}
+}
+
+// A run keeps what it found interrupted in memory (it re-plans the step with a reload) without rewriting
+// the file's "applying": another run that loads the file later finds it interrupted too.
+func TestSaveLeavesOtherStepsAsOnDisk(t *testing.T) {
+	root, stateDir := t.TempDir(), t.TempDir()
+	h := system.NewFakeHost(root, stateDir, system.NewFakeRunner(nil), false)
+	s := NewSession(h, Defaults(), nil)
+	s.State.Set(5, StatusApplying, "", h.Now())
+	if err := s.State.Save(h); err != nil {
+		t.Fatal(err)
+	}
+	st, err := LoadState(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2 := NewSession(h, Defaults(), st)
+	if s2.Status(5).Status != StatusInterrupted {
+		t.Fatalf("step 5 = %+v, want interrupted", s2.Status(5))
+	}
+	s2.set(0, StatusPassed, "")
+	if s2.Status(5).Status != StatusInterrupted {
+		t.Fatalf("after saving step 0, step 5 in memory = %+v, want interrupted still", s2.Status(5))
+	}
+	st3, err := LoadState(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st3.Get(5).Status != StatusInterrupted || st3.Get(0).Status != StatusPassed {
+		t.Fatalf("a later run reads step 0 %+v, step 5 %+v", st3.Get(0), st3.Get(5))
 	}
 }

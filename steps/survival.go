@@ -67,7 +67,7 @@ func (s *Session) recordSurvival(ctx context.Context, st Step, prev Status, pass
 	key := strconv.Itoa(st.ID())
 	if !passed {
 		s.mu.Lock()
-		delete(s.State.Survival, key)
+		s.State.setSurvival(key, nil) // also one another run recorded meanwhile
 		s.mu.Unlock()
 		return
 	}
@@ -75,14 +75,12 @@ func (s *Session) recordSurvival(ctx context.Context, st Step, prev Status, pass
 	now := s.Host.Now().UTC()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.State.Survival == nil {
-		s.State.Survival = map[string]*Survival{}
-	}
 	old := s.State.Survival[key]
 	if old == nil || prev != StatusPassed {
-		s.State.Survival[key] = &Survival{Boot: boot, Docker: docker, Since: now, Seen: now}
+		s.State.setSurvival(key, &Survival{Boot: boot, Docker: docker, Since: now, Seen: now})
 		return
 	}
+	s.State.setSurvival(key, old)
 	switch {
 	case boot != "" && old.Boot != "" && boot != old.Boot:
 		if old.Reboot == nil {

@@ -552,6 +552,43 @@ func (h *Host) SaveState(name string, data []byte) error {
 	return nil
 }
 
+// UpdateState rewrites a state-dir file from what is on disk now: merge gets the current bytes (nil when
+// there is no file yet) and returns the new ones, all under an exclusive flock on the state directory, so two
+// runs that save at once (concurrent verifies) each see the other's last write instead of overwriting it
+// with what they read when they started. Written like SaveState; nothing in dry-run or KeepState mode.
+func (h *Host) UpdateState(name string, merge func(cur []byte) ([]byte, error)) error {
+	if h.DryRun || (h.KeepState && name == "state.json") {
+		data, err := merge(nil)
+		if err != nil {
+			return err
+		}
+		return h.SaveState(name, data)
+	}
+	if err := os.MkdirAll(h.StateDir, 0o700); err != nil {
+		return err
+	}
+	dir, err := os.Open(h.StateDir)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	// A directory lock, not the lock file: a run that changes the machine holds that one for its whole
+	// length, while this one is held only for a read and a rename.
+	if err := flockTimeout(int(dir.Fd()), 10*time.Second); err != nil {
+		return fmt.Errorf("locking %s to save %s: %w", h.StateDir, name, err)
+	}
+	defer unlockFD(int(dir.Fd()))
+	cur, err := os.ReadFile(filepath.Join(h.StateDir, name))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	data, err := merge(cur)
+	if err != nil {
+		return err
+	}
+	return h.SaveState(name, data)
+}
+
 // LoadState reads a file from the state dir; fs.ErrNotExist when it is not there yet.
 func (h *Host) LoadState(name string) ([]byte, error) {
 	return os.ReadFile(filepath.Join(h.StateDir, name))

@@ -72,3 +72,18 @@ func (h *Host) Busy() bool {
 	_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
 	return false
 }
+
+// flockTimeout takes an exclusive flock on fd, trying for up to d (the holders of the state directory's
+// lock keep it for milliseconds).
+func flockTimeout(fd int, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for {
+		err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil || !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func unlockFD(fd int) { _ = unix.Flock(fd, unix.LOCK_UN) }
