@@ -752,6 +752,17 @@ func ensureForwardJumpFirst(ctx context.Context, h *system.Host) error {
 	return nil
 }
 
+// dockerDown says why, when docker.service is not running (yet): dockerd adds FORWARD's jump to DOCKER-USER
+// when it starts. "" when it runs or its state cannot be read.
+func dockerDown(ctx context.Context, h *system.Host) string {
+	out, err := h.Read(ctx, "systemctl", "is-active", "docker.service")
+	state := strings.TrimSpace(string(out))
+	if err == nil || state == "" || state == "active" || isNotFound(err) {
+		return ""
+	}
+	return fmt.Sprintf("Docker is not running (systemctl is-active docker: %s): dockerd adds this jump when it starts, and no container forwards traffic before that; verify again once `docker info` answers", state)
+}
+
 func (DockerUserStep) Verify(ctx context.Context, h *system.Host, a Answers) []Check {
 	want, err := expectedDockerUser(a)
 	if err != nil {
@@ -778,6 +789,11 @@ func (DockerUserStep) Verify(ctx context.Context, h *system.Host, a Answers) []C
 	c = Check{ID: "step4.forward-jump", Name: "iptables -C FORWARD -j DOCKER-USER", Expect: "exit 0"}
 	if _, err := h.Read(ctx, "iptables", "-C", "FORWARD", "-j", "DOCKER-USER"); err != nil {
 		c.Got, c.Reason = fmt.Sprintf("exit %d", system.ExitCode(err)), "FORWARD does not jump to DOCKER-USER: forwarded container traffic skips the block"
+		if why := dockerDown(ctx, h); why != "" {
+			// Right after a boot or during a restart: the check still fails (nothing is proven), but the
+			// operator learns it is a matter of waiting, not a broken rule set.
+			c.Reason += "; " + why
+		}
 	} else {
 		c.Got, c.OK = "exit 0", true
 	}

@@ -232,6 +232,7 @@ type kernel4 struct {
 	dockerInfo string
 	calls      []string
 	noRestore  bool
+	dockerDown string // systemctl is-active docker.service prints it (exit 3); "" is active
 }
 
 func (k *kernel4) Run(_ context.Context, c system.Cmd) ([]byte, error) {
@@ -311,6 +312,11 @@ func (k *kernel4) Run(_ context.Context, c system.Cmd) ([]byte, error) {
 			load(string(b))
 		}
 		return []byte("Firewall reloaded\n"), nil
+	case "systemctl is-active docker.service":
+		if k.dockerDown != "" {
+			return []byte(k.dockerDown + "\n"), &system.CmdError{Argv: c.Argv, ExitCode: 3, Output: k.dockerDown + "\n", Err: os.ErrInvalid}
+		}
+		return []byte("active\n"), nil
 	case "docker info --format {{json .}}":
 		if k.dockerInfo == "" {
 			return fail(1, "Cannot connect to the Docker daemon")
@@ -576,5 +582,39 @@ func TestStep4AfterRollback(t *testing.T) {
 	}
 	if strings.Count(strings.Join(k.calls, "\n"), "ufw reload") != 2 {
 		t.Errorf("calls: %v", k.calls)
+	}
+}
+
+// Right after a boot UFW has loaded the block but dockerd has not started (and not put FORWARD's jump in
+// place): the check fails, and its reason says Docker is not running yet instead of leaving the operator to
+// guess; with Docker running the reason stays the plain one.
+func TestStep4ForwardJumpMissingWhileDockerStarts(t *testing.T) {
+	ctx := context.Background()
+	h, k := newStep4Host(t)
+	a := step4Answers()
+	want, err := expectedDockerUser(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.chain, k.forward = want, []string{"-A FORWARD -j ufw-before-logging-forward"}
+	reason := func() string {
+		for _, c := range (DockerUserStep{}).Verify(ctx, h, a) {
+			if c.ID == "step4.forward-jump" {
+				if c.OK {
+					t.Fatalf("forward-jump passed without the jump: %+v", c)
+				}
+				return c.Reason
+			}
+		}
+		t.Fatal("no step4.forward-jump check")
+		return ""
+	}
+	k.dockerDown = "activating"
+	if r := reason(); !strings.Contains(r, "Docker is not running (systemctl is-active docker: activating)") || !strings.Contains(r, "verify again once") {
+		t.Errorf("while Docker starts: %q", r)
+	}
+	k.dockerDown = ""
+	if r := reason(); strings.Contains(r, "not running") {
+		t.Errorf("with Docker running: %q", r)
 	}
 }
