@@ -84,9 +84,35 @@ func (e *fieldError) Error() string {
 		where += ":" + strconv.Itoa(e.line)
 	}
 	if e.field == "" {
-		return fmt.Sprintf("%s: %s", where, e.msg)
+		return hideSecretLooking(fmt.Sprintf("%s: %s", where, e.msg))
 	}
-	return fmt.Sprintf("%s: %s: %s", where, e.field, e.msg)
+	return hideSecretLooking(fmt.Sprintf("%s: %s: %s", where, e.field, e.msg))
+}
+
+var (
+	quotedRE = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
+	// A Telegram bot token (digits:35 characters), a Proxmox API token (USER@REALM!ID=UUID, or its header
+	// form), a UUID (the Proxmox secret alone), a long hex string (the gateway token), or any long run of
+	// letters and digits with no separator an address, path or image reference would have.
+	secretLookingRE = regexp.MustCompile(`^(\d{5,}:[A-Za-z0-9_-]{30,}|.*PVEAPIToken.*|[^@\s]+@[^!\s]+![^=\s]+=.+|` +
+		`[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-fA-F]{32,}|[A-Za-z0-9+_=-]{24,})$`)
+	letterRE, digitRE = regexp.MustCompile(`[A-Za-z]`), regexp.MustCompile(`[0-9]`)
+)
+
+// hideSecretLooking replaces every quoted value in an answers error that looks like a token: a secret
+// pasted into the wrong field must not be echoed to the terminal, a log or a ticket.
+func hideSecretLooking(msg string) string {
+	return quotedRE.ReplaceAllStringFunc(msg, func(q string) string {
+		v, err := strconv.Unquote(q)
+		if err != nil {
+			v = q[1 : len(q)-1]
+		}
+		v = strings.TrimSpace(v)
+		if secretLookingRE.MatchString(v) && letterRE.MatchString(v) && digitRE.MatchString(v) {
+			return fmt.Sprintf("the value given (%d characters, not shown: it looks like a token)", len(v))
+		}
+		return q
+	})
 }
 
 var (
@@ -161,7 +187,11 @@ func translateYAMLError(name string, err error, root *yaml.Node) error {
 		return &fieldError{file: name, line: line, field: field, msg: fmt.Sprintf("is %s, but it must be %s", shape, describeGoType(t[2]))}
 	}
 	if t := yamlTypeRE.FindStringSubmatch(detail); t != nil {
-		return &fieldError{file: name, line: line, field: field, msg: fmt.Sprintf("%q is not %s", t[2], describeGoType(t[3]))}
+		value := t[2]
+		if full, ok := scalarAtLine(root, line, strings.TrimSuffix(value, "...")); ok {
+			value = full // the parser cuts long values short: judge (and hide) the whole one
+		}
+		return &fieldError{file: name, line: line, field: field, msg: fmt.Sprintf("%q is not %s", value, describeGoType(t[3]))}
 	}
 	return &fieldError{file: name, line: line, field: field, msg: "not valid YAML: " + detail}
 }
@@ -227,6 +257,21 @@ func keyOfValueAt(n *yaml.Node, line int, kind yaml.Kind) string {
 		}
 	}, func(string, *yaml.Node) {})
 	return best
+}
+
+// scalarAtLine finds the scalar value on line that starts with prefix.
+func scalarAtLine(n *yaml.Node, line int, prefix string) (string, bool) {
+	if n == nil {
+		return "", false
+	}
+	val, found := "", false
+	try := func(s *yaml.Node) {
+		if !found && s.Kind == yaml.ScalarNode && s.Line == line && strings.HasPrefix(s.Value, prefix) {
+			val, found = s.Value, true
+		}
+	}
+	walkYAML(n, "", func(_ string, _, v *yaml.Node) { try(v) }, func(_ string, s *yaml.Node) { try(s) })
+	return val, found
 }
 
 // keyAtLine finds the dotted key path whose key or value sits on line, so type errors can name the field.

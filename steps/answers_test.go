@@ -121,3 +121,37 @@ func FuzzParseAnswers(f *testing.F) {
 		}
 	})
 }
+
+// A token pasted into the wrong field is refused without being echoed: the error names the field and says
+// a value was hidden, and ordinary values are still quoted (TestAnswersErrors).
+func TestAnswersErrorsDoNotEchoTokens(t *testing.T) {
+	const bot = "7312845521:AAHfYq3kz0W9mJ2xQeLr5TtUvBn8CdEiFgH"
+	const pve = "root@pam!harden=3f1c2b7e-9a4d-4e21-8c55-0d7a9b1e6f42"
+	const gw = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+	cases := []struct{ in, secret, field string }{
+		{"gateway_port: " + bot, bot, "gateway_port"},
+		{"lan_cidr: '" + bot + "'", bot, "lan_cidr"},
+		{"image: '" + bot + "'", bot, "image"},
+		{"admin_user: '" + pve + "'", pve, "admin_user"},
+		{"proxmox: {nic: " + gw + "}", gw, "proxmox.nic"},
+		{"admin_source: 'PVEAPIToken=" + pve + "'", pve, "admin_source"},
+		{"probes: {container: [{target: '" + bot + "', expect: fail}]}", bot, "probes.container entry 1, target"},
+		{"probes: {lan_host: {address: 192.168.1.2, user: '" + gw + "', key_file: /k}}", gw, "probes.lan_host.user"},
+	}
+	for _, c := range cases {
+		_, err := ParseAnswers("a.yaml", []byte(c.in))
+		if err == nil {
+			t.Errorf("%s: accepted", c.field)
+			continue
+		}
+		msg := err.Error()
+		for _, part := range []string{c.secret, c.secret[:20], c.secret[len(c.secret)-20:]} {
+			if strings.Contains(msg, part) {
+				t.Errorf("%s: the error echoes the token: %s", c.field, msg)
+			}
+		}
+		if !strings.Contains(msg, c.field+": ") || !strings.Contains(msg, "not shown: it looks like a token") {
+			t.Errorf("%s: %s; want the field named and the value said to be hidden", c.field, msg)
+		}
+	}
+}
