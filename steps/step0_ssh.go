@@ -165,13 +165,26 @@ func readEffective(ctx context.Context, h *system.Host, spec string) (sshdEffect
 		if isNotFound(err) {
 			return nil, errors.New("sshd is not installed (package openssh-server): there is no SSH server to harden")
 		}
-		return nil, fmt.Errorf("%s failed (exit status %d): %s", system.ShellQuote(argv), system.ExitCode(err), cmdOutput(err))
+		return nil, fmt.Errorf("%s failed (exit status %d): %s%s", system.ShellQuote(argv), system.ExitCode(err), cmdOutput(err), sshdTHint(err))
 	}
 	e := parseSSHDEffective(string(out))
 	if len(e) == 0 {
 		return nil, fmt.Errorf("%s printed nothing", system.ShellQuote(argv))
 	}
 	return e, nil
+}
+
+// sshdTHint says what a failed `sshd -T` means for the two failures seen on real machines: not root, and
+// an sshd that has not started since the boot (it creates /run/sshd when it starts; -T refuses without it).
+func sshdTHint(err error) string {
+	out := cmdOutput(err)
+	switch {
+	case strings.Contains(out, "Missing privilege separation directory"):
+		return "; sshd has not run since this boot (it creates /run/sshd when it starts): start it with `systemctl start ssh`, then run this again"
+	case strings.Contains(out, "Permission denied"):
+		return "; sshd -T needs root"
+	}
+	return ""
 }
 
 // renderEffective is the four settings as `sshd -T` prints them, in the drop-in's order.

@@ -1231,3 +1231,27 @@ func TestNetnsStep0RealSSHD(t *testing.T) {
 		t.Logf("sshd log:\n%s", log.String())
 	}
 }
+
+// sshd -T's two common failures say what they mean and what to do, in Step 0's plan error and Step 1's note.
+func TestSSHDTFailuresAreExplained(t *testing.T) {
+	for _, c := range []struct{ stderr, want string }{
+		{"Missing privilege separation directory: /run/sshd", "sshd has not run since this boot (it creates /run/sshd when it starts): start it with `systemctl start ssh`"},
+		{"/etc/ssh/sshd_config: Permission denied", "sshd -T needs root"},
+		{"Bad configuration option: Foo", "Bad configuration option: Foo"},
+	} {
+		r := system.NewFakeRunner(nil)
+		r.Set("sshd -T", system.FakeResponse{Exit: 255, Stderr: c.stderr})
+		h := system.NewFakeHost(t.TempDir(), t.TempDir(), r, false)
+		_, err := readEffective(context.Background(), h, "")
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), c.stderr) {
+			t.Errorf("%s: %v; want it to say %q", c.stderr, err, c.want)
+		}
+		if c.want == c.stderr && strings.Contains(err.Error(), "needs root") {
+			t.Errorf("%s: %v; an unrelated failure blamed on root", c.stderr, err)
+		}
+		snap, _ := TakeSnapshot(context.Background(), h)
+		if notes := strings.Join(snap.Notes, "\n"); !strings.Contains(notes, c.want) {
+			t.Errorf("%s: snapshot notes %q; want %q", c.stderr, notes, c.want)
+		}
+	}
+}

@@ -347,8 +347,8 @@ func (s *snapshotter) sshd() {
 		s.add("sshd", kv{"installed", "no"})
 	default:
 		s.add("sshd", kv{"installed", "yes"})
-		s.note("sshd -T failed (exit status %d): %s; sshd -T needs root, so the effective sshd settings were not recorded",
-			system.ExitCode(err), cmdOutput(err))
+		s.note("sshd -T failed (exit status %d): %s%s; the effective sshd settings were not recorded",
+			system.ExitCode(err), cmdOutput(err), sshdTHint(err))
 	}
 }
 
