@@ -274,6 +274,9 @@ func proposeAdminSource(getenv func(string) string) string {
 // openSession builds the Host, loads state and answers.
 func openSession(o *opts, stderr io.Writer) (*steps.Session, error) {
 	h := system.NewHost(o.stateDir, o.dryRun)
+	if v := os.Getenv(system.TraceEnv); v != "" && v != "0" && o.cmd != "" { // the wizard owns the terminal
+		h.Trace(stderr)
+	}
 	if err := h.ArmCrashPoint(); err != nil {
 		return nil, usageError{err.Error()}
 	}

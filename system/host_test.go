@@ -238,3 +238,18 @@ func TestFakeIPTablesBehavesLikeIPTables(t *testing.T) {
 		t.Fatal("listing a missing chain succeeded")
 	}
 }
+
+func TestTraceRunnerPrintsEachCommandRedacted(t *testing.T) {
+	h := NewFakeHost(t.TempDir(), t.TempDir(), NewFakeRunner(map[string]string{"ufw status": "Status: active\n"}), false)
+	h.AddSecret("s3cr3t-value-123")
+	var b strings.Builder
+	h.Trace(&b)
+	if out, err := h.Read(context.Background(), "ufw", "status"); err != nil || string(out) != "Status: active\n" {
+		t.Fatalf("read through the trace: %q %v", out, err)
+	}
+	_, _ = h.Read(context.Background(), "echo", "s3cr3t-value-123")
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "exit 0: ufw status") || !strings.Contains(lines[1], "exit 127: echo <redacted>") {
+		t.Fatalf("trace:\n%s", b.String())
+	}
+}
