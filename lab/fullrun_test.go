@@ -195,17 +195,23 @@ func TestLabFullRun(t *testing.T) {
 	}
 
 	done := l.Phase("docker import of the OpenClaw rootfs (streamed over SSH)")
-	f, err := os.Open(rootfs)
+	// Decompressed here, where it is cheap: gunzip inside the emulated VM made the import 35 s slower
+	// (210 s against 175 s, measured).
+	gunzip := exec.Command("gzip", "-dc", rootfs)
+	f, err := gunzip.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	// NODE_COMPILE_CACHE: Node keeps its compiled code in the container's /tmp, so a restarted gateway (Step 7,
-	// the Docker restart, the reboot) starts in about half the time under emulation; it changes nothing the
-	// tool checks.
+	if err := gunzip.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// No NODE_COMPILE_CACHE: measured in the lab VM, the gateway answered /healthz after 251 s without it,
+	// 217 s while writing the cache and 270 s with it warm; compiling is not what is slow under emulation.
 	o, e, code, err := l.RunTimeout("docker import --change 'USER node' --change 'WORKDIR /app' --change 'ENV HOME=/home/node' "+
-		"--change 'ENV NODE_COMPILE_CACHE=/tmp/node-compile-cache' "+
 		"--change 'ENV PATH=/usr/local/bin:/usr/bin:/bin' --change 'CMD [\"node\",\"openclaw.mjs\",\"gateway\"]' - "+labOpenClawImage, f, 20*time.Minute)
-	f.Close()
+	if gerr := gunzip.Wait(); gerr != nil && err == nil {
+		err = fmt.Errorf("gzip -dc %s: %w", rootfs, gerr)
+	}
 	if err != nil || code != 0 {
 		t.Fatalf("docker import: exit %d %v\n%s\n%s", code, err, o, e)
 	}
@@ -214,6 +220,9 @@ func TestLabFullRun(t *testing.T) {
 	t.Run("apply-crash-resume", func(t *testing.T) {
 		for _, step := range fullSteps {
 			fullCrashAndResume(t, l, step)
+			if step == 1 {
+				assertSnapshot(t, l) // Step 1's snapshot says what the VM is
+			}
 			if t.Failed() {
 				t.FailNow()
 			}
@@ -291,13 +300,11 @@ func TestLabFullRun(t *testing.T) {
 		defer l.Run("docker rm -f labgw")
 		step8Bench(t, l)
 	})
-	mutated := t.Run("mutations", func(t *testing.T) { fullMutations(t, l) })
+	t.Run("mutations", func(t *testing.T) { fullMutations(t, l) })
 	t.Run("docker-restart", func(t *testing.T) {
-		// The last mutation's undo put the hardened daemon.json back and ran `systemctl restart docker`
-		// (restarting the gateway too); if the mutations stopped early, restart here.
-		if !mutated {
-			l.MustRun(t, "systemctl restart docker")
-		}
+		// The last mutations ran with the gateway stopped: it runs again, and Docker is restarted with it
+		// running (dockerd stops it and, by its restart policy, starts it again, as on a real VM).
+		l.MustRun(t, "docker start openclaw-gateway >/dev/null && systemctl restart docker")
 		// What does not need the gateway runs while it starts; the matrix (which probes it on 127.0.0.1) and
 		// Step 6 wait for its health check.
 		assertAllPass(t, l, "after systemctl restart docker", []int{4, 5})
@@ -324,4 +331,9 @@ func TestLabFullRun(t *testing.T) {
 		fullProven(t, l, "reboot")
 	})
 	t.Run("rollback", func(t *testing.T) { fullRollback(t, l, fresh) })
+	t.Run("shutdown", func(t *testing.T) {
+		if err := l.Shutdown(); err != nil {
+			t.Fatal(err)
+		}
+	})
 }

@@ -5,12 +5,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -124,84 +122,46 @@ func (s *snapshot) find(section string, match func(key, value string) bool) (str
 	return "", "", false
 }
 
-// TestLabStep1Audit boots the fresh VM, proves liveness, runs Step 1 and an audit snapshot inside it,
-// checks the snapshot against the VM's real state, and shuts down cleanly (reboots: TestLabFullRun).
-func TestLabStep1Audit(t *testing.T) {
-	l := Start(t)
-
-	rec := ProveLiveness(t, l)
-	t.Logf("liveness: %d probes, all answered", len(rec.Probes))
-
-	t.Run("step1-audit", func(t *testing.T) {
-		if err := l.InstallBinary(); err != nil {
-			t.Fatalf("the project binary could not be built or installed, so Step 1 cannot run in the VM: %v", err)
-		}
-		answers, err := os.ReadFile(filepath.Join(srcDir(), "testdata", "lab.yaml"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := l.WriteFile("/root/lab.yaml", answers, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		done := l.Phase("openclaw-harden apply --step 1")
-		o, e, code, err := l.Run("openclaw-harden apply --answers /root/lab.yaml --yes --step 1")
-		done()
-		if err != nil || code != 0 {
-			t.Fatalf("apply --step 1: exit %d, %v\nstdout:\n%s\nstderr:\n%s", code, err, o, e)
-		}
-		t.Logf("apply --step 1:\n%s", o)
-		done = l.Phase("openclaw-harden audit snapshot")
-		o, e, code, err = l.Run("openclaw-harden audit snapshot --out /tmp/snap.json")
-		done()
-		if err != nil || code != 0 {
-			t.Fatalf("audit snapshot: exit %d, %v\nstdout:\n%s\nstderr:\n%s", code, err, o, e)
-		}
-		raw, err := l.ReadFile("/tmp/snap.json")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var snap snapshot
-		if err := json.Unmarshal(raw, &snap); err != nil {
-			t.Fatalf("snapshot is not the documented JSON: %v\n%s", err, raw)
-		}
-		if snap.Version != 1 || snap.Taken == "" || len(snap.Items) == 0 {
-			t.Fatalf("snapshot: version %d, taken %q, %d items", snap.Version, snap.Taken, len(snap.Items))
-		}
-		// The VM's real state, read directly, must be what the snapshot says.
-		dockerVer := strings.TrimSpace(l.MustRun(t, "docker version --format '{{.Server.Version}}'"))
-		if _, v, ok := snap.find("docker", func(k, _ string) bool { return k == "version" }); !ok || v != dockerVer {
-			t.Errorf("snapshot docker/version = %q (found %v), the VM runs Docker %q", v, ok, dockerVer)
-		}
-		sshdT := l.MustRun(t, "sshd -T")
-		for _, key := range []string{"passwordauthentication", "permitrootlogin"} {
-			want := ""
-			for _, line := range strings.Split(sshdT, "\n") {
-				if f := strings.Fields(line); len(f) == 2 && f[0] == key {
-					want = f[1]
-				}
-			}
-			if _, v, ok := snap.find("sshd", func(k, _ string) bool { return strings.EqualFold(k, key) }); !ok || v != want {
-				t.Errorf("snapshot sshd/%s = %q (found %v), sshd -T says %q", key, v, ok, want)
-			}
-		}
-		if _, _, ok := snap.find("addresses", func(k, v string) bool {
-			return strings.Contains(k+" "+v, "eth0") && strings.Contains(k+" "+v, VMAddr+"/24")
-		}); !ok {
-			t.Errorf("snapshot has no addresses item for eth0 %s/24", VMAddr)
-		}
-	})
-
-	// Rebooting the lab VM (and what must survive it): TestLabFullRun.
-
-	t.Run("shutdown", func(t *testing.T) {
-		if err := l.Shutdown(); err != nil {
-			t.Fatal(err)
-		}
-	})
-
-	var b strings.Builder
-	for _, tm := range l.Timings() {
-		fmt.Fprintf(&b, "  %-50s %6.1fs\n", tm.Phase, tm.Took.Seconds())
+// assertSnapshot takes `audit snapshot` in the VM and checks it against the VM's real state, read directly
+// (TestLabFullRun, after Step 1).
+func assertSnapshot(t *testing.T, l *Lab) {
+	t.Helper()
+	done := l.Phase("openclaw-harden audit snapshot")
+	o, e, code, err := l.Run("openclaw-harden audit snapshot --out /tmp/snap.json")
+	done()
+	if err != nil || code != 0 {
+		t.Fatalf("audit snapshot: exit %d, %v\nstdout:\n%s\nstderr:\n%s", code, err, o, e)
 	}
-	t.Logf("lab figures:\n%s", b.String())
+	raw, err := l.ReadFile("/tmp/snap.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var snap snapshot
+	if err := json.Unmarshal(raw, &snap); err != nil {
+		t.Fatalf("snapshot is not the documented JSON: %v\n%s", err, raw)
+	}
+	if snap.Version != 1 || snap.Taken == "" || len(snap.Items) == 0 {
+		t.Fatalf("snapshot: version %d, taken %q, %d items", snap.Version, snap.Taken, len(snap.Items))
+	}
+	dockerVer := strings.TrimSpace(l.MustRun(t, "docker version --format '{{.Server.Version}}'"))
+	if _, v, ok := snap.find("docker", func(k, _ string) bool { return k == "version" }); !ok || v != dockerVer {
+		t.Errorf("snapshot docker/version = %q (found %v), the VM runs Docker %q", v, ok, dockerVer)
+	}
+	sshdT := l.MustRun(t, "sshd -T")
+	for _, key := range []string{"passwordauthentication", "permitrootlogin"} {
+		want := ""
+		for _, line := range strings.Split(sshdT, "\n") {
+			if f := strings.Fields(line); len(f) == 2 && f[0] == key {
+				want = f[1]
+			}
+		}
+		if _, v, ok := snap.find("sshd", func(k, _ string) bool { return strings.EqualFold(k, key) }); !ok || v != want {
+			t.Errorf("snapshot sshd/%s = %q (found %v), sshd -T says %q", key, v, ok, want)
+		}
+	}
+	if _, _, ok := snap.find("addresses", func(k, v string) bool {
+		return strings.Contains(k+" "+v, "eth0") && strings.Contains(k+" "+v, VMAddr+"/24")
+	}); !ok {
+		t.Errorf("snapshot has no addresses item for eth0 %s/24", VMAddr)
+	}
 }

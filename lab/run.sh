@@ -4,8 +4,8 @@
 # Needs root on Linux with /dev/net/tun; otherwise it says why and skips (exit 0). It installs the Debian
 # packages the lab needs when they are missing, builds the VM image or takes it from the cache
 # (/var/cache/openclaw-harden-lab/<recipe hash>/), then runs
-#   OPENCLAW_HARDEN_LAB=1 go test -v -count=1 -timeout 70m ./lab/...
-# and prints how long each part took. Extra arguments go to `go test` (e.g. -run TestLabStep1Audit).
+#   OPENCLAW_HARDEN_LAB=1 go test -v -count=1 -timeout 75m ./lab/...
+# and prints how long each part took. Extra arguments go to `go test` (e.g. -run TestLabStep0SSH).
 # Whatever happens, it removes the lab's namespaces and qemu afterwards (names start with "ochlab-").
 set -euo pipefail
 export LC_ALL=C
@@ -82,7 +82,7 @@ say "VM image ready in ${t_image}s"
 t=${EPOCHREALTIME/./}
 say "go test ./lab/... (real VM under qemu TCG)"
 rc=0
-OPENCLAW_HARDEN_LAB=1 go test -v -count=1 -timeout 70m "$@" ./lab/... || rc=$?
+OPENCLAW_HARDEN_LAB=1 go test -v -count=1 -timeout 75m "$@" ./lab/... || rc=$?
 t_tests=$(secs "$t")
 lab_cleanup
 left=$(ip netns list 2>/dev/null | grep -c '^ochlab-' || true)
