@@ -2,6 +2,7 @@ package lab
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -55,9 +56,34 @@ func step8Bench(t *testing.T, l *Lab) {
 			tool, checks = wall, len(cs)
 		}
 	}
+	// What the matrix waited on, from one more run with the tool's trace: the slowest commands it ran.
+	_, trace, _, _ := l.RunTimeout("OPENCLAW_HARDEN_TRACE=1 "+step8Verify+" >/dev/null", nil, 3*time.Minute)
 	ratio := float64(profile) / float64(tool)
 	l.Logf("BENCHMARK Step 8: profile commands as written %.1fs (VM + container %.1fs, nmap from the LAN host %.1fs, curl -m 5 from the LAN host %.1fs (exit %d), 12 commands, 9 results to read by eye)\n"+
 		"BENCHMARK Step 8: openclaw-harden verify --step 8: %.2fs (best of 3, %d checks, each with a verdict); ratio %.1f×; target ≤ 6 s and ≥ 4×\nnmap:\n%s",
 		profile.Seconds(), float64(vmMS)/1000, nmap.Seconds(), curl.Seconds(), curlCode, tool.Seconds(), checks, ratio, nmapOut)
+	l.Logf("BENCHMARK Step 8: the slowest commands of a traced verify --step 8:\n%s", strings.Join(slowest(trace, 6), "\n"))
 	t.Logf("profile %.1fs vs tool %.2fs: %.1f×", profile.Seconds(), tool.Seconds(), ratio)
+}
+
+// slowest returns the n trace lines (OPENCLAW_HARDEN_TRACE) with the longest durations, longest first.
+func slowest(trace string, n int) []string {
+	type cmd struct {
+		ms   int64
+		line string
+	}
+	var cs []cmd
+	for _, line := range strings.Split(trace, "\n") {
+		var at float64
+		var ms int64
+		if _, err := fmt.Sscanf(strings.TrimSpace(line), "trace +%fs %dms", &at, &ms); err == nil {
+			cs = append(cs, cmd{ms, strings.TrimSpace(line)})
+		}
+	}
+	sort.Slice(cs, func(i, j int) bool { return cs[i].ms > cs[j].ms })
+	var out []string
+	for i := 0; i < len(cs) && i < n; i++ {
+		out = append(out, cs[i].line)
+	}
+	return out
 }

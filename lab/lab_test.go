@@ -165,3 +165,11 @@ func assertSnapshot(t *testing.T, l *Lab) {
 		t.Errorf("snapshot has no addresses item for eth0 %s/24", VMAddr)
 	}
 }
+
+func TestSlowestTraceLines(t *testing.T) {
+	trace := "trace +0.010s     12ms exit 0: ss -H -tulpn\nnoise\ntrace +0.011s   2400ms exit 0: ufw status verbose\ntrace +0.2s    300ms exit 1: iptables -S DOCKER-USER\n"
+	got := slowest(trace, 2)
+	if len(got) != 2 || !strings.HasSuffix(got[0], "ufw status verbose") || !strings.HasSuffix(got[1], "iptables -S DOCKER-USER") {
+		t.Fatalf("slowest: %q", got)
+	}
+}
