@@ -137,11 +137,13 @@ func checksums(t *testing.T, l *Lab) map[string]string {
 
 func TestLabFullRun(t *testing.T) {
 	l := Start(t)
+	done := l.Phase("the OpenClaw rootfs (lab/openclaw-image.sh: built, or from its cache)")
 	out, err := exec.Command(filepath.Join(srcDir(), "openclaw-image.sh")).Output()
 	if err != nil {
 		t.Skipf("no OpenClaw rootfs (lab/openclaw-image.sh needs lab/openclaw-install.sh's npm cache): %v", err)
 	}
 	rootfs := strings.TrimSpace(string(out))
+	done()
 	rec := ProveLiveness(t, l)
 	if err := l.InstallBinary(); err != nil {
 		t.Fatalf("the project binary could not be built or installed: %v", err)
@@ -194,7 +196,7 @@ func TestLabFullRun(t *testing.T) {
 		t.FailNow()
 	}
 
-	done := l.Phase("docker import of the OpenClaw rootfs (streamed over SSH)")
+	done = l.Phase("docker import of the OpenClaw rootfs (streamed over SSH)")
 	// Decompressed here, where it is cheap: gunzip inside the emulated VM made the import 35 s slower
 	// (210 s against 175 s, measured).
 	gunzip := exec.Command("gzip", "-dc", rootfs)
