@@ -196,31 +196,25 @@ func TestLabFullRun(t *testing.T) {
 		t.FailNow()
 	}
 
-	done = l.Phase("docker import of the OpenClaw rootfs (streamed over SSH)")
-	// Decompressed here, where it is cheap: gunzip inside the emulated VM made the import 35 s slower
-	// (210 s against 175 s, measured).
-	gunzip := exec.Command("gzip", "-dc", rootfs)
-	f, err := gunzip.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := gunzip.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// No NODE_COMPILE_CACHE: measured in the lab VM, the gateway answered /healthz after 251 s without it,
-	// 217 s while writing the cache and 270 s with it warm; compiling is not what is slow under emulation.
-	o, e, code, err := l.RunTimeout("docker import --change 'USER node' --change 'WORKDIR /app' --change 'ENV HOME=/home/node' "+
-		"--change 'ENV PATH=/usr/local/bin:/usr/bin:/bin' --change 'CMD [\"node\",\"openclaw.mjs\",\"gateway\"]' - "+labOpenClawImage, f, 20*time.Minute)
-	if gerr := gunzip.Wait(); gerr != nil && err == nil {
-		err = fmt.Errorf("gzip -dc %s: %w", rootfs, gerr)
-	}
-	if err != nil || code != 0 {
-		t.Fatalf("docker import: exit %d %v\n%s\n%s", code, err, o, e)
-	}
-	done()
+	// The import takes minutes under emulation and only Step 6 needs the image: it runs while Steps 0–4 are
+	// applied (they do not touch Docker), and Step 5, which restarts Docker, waits for it.
+	imported, finished := make(chan error, 1), make(chan struct{})
+	go func() {
+		defer close(finished)
+		imported <- fullImport(l, rootfs)
+	}()
+	t.Cleanup(func() { <-finished }) // it logs to t: not after the test ended (runs before the lab's teardown)
 
 	t.Run("apply-crash-resume", func(t *testing.T) {
 		for _, step := range fullSteps {
+			if step == 5 {
+				done := l.Phase("wait for the docker import to end")
+				err := <-imported
+				done()
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
 			fullCrashAndResume(t, l, step)
 			if step == 1 {
 				assertSnapshot(t, l) // Step 1's snapshot says what the VM is
@@ -338,4 +332,31 @@ func TestLabFullRun(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// fullImport streams the OpenClaw rootfs into the VM's Docker as the lab image.
+func fullImport(l *Lab, rootfs string) error {
+	done := l.Phase("docker import of the OpenClaw rootfs (streamed over SSH)")
+	defer done()
+	// Decompressed here, where it is cheap: gunzip inside the emulated VM made the import 35 s slower
+	// (210 s against 175 s, measured).
+	gunzip := exec.Command("gzip", "-dc", rootfs)
+	f, err := gunzip.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := gunzip.Start(); err != nil {
+		return err
+	}
+	// No NODE_COMPILE_CACHE: measured in the lab VM, the gateway answered /healthz after 251 s without it,
+	// 217 s while writing the cache and 270 s with it warm; compiling is not what is slow under emulation.
+	o, e, code, err := l.RunTimeout("docker import --change 'USER node' --change 'WORKDIR /app' --change 'ENV HOME=/home/node' "+
+		"--change 'ENV PATH=/usr/local/bin:/usr/bin:/bin' --change 'CMD [\"node\",\"openclaw.mjs\",\"gateway\"]' - "+labOpenClawImage, f, 20*time.Minute)
+	if gerr := gunzip.Wait(); gerr != nil && err == nil {
+		err = fmt.Errorf("gzip -dc %s: %w", rootfs, gerr)
+	}
+	if err != nil || code != 0 {
+		return fmt.Errorf("docker import: exit %d %v\n%s\n%s", code, err, o, e)
+	}
+	return nil
 }
