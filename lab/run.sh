@@ -82,8 +82,34 @@ say "VM image ready in ${t_image}s"
 t=${EPOCHREALTIME/./}
 say "go test ./lab/... (real VM under qemu TCG)"
 rc=0
-OPENCLAW_HARDEN_LAB=1 go test -v -count=1 -timeout 75m "$@" ./lab/... || rc=$?
+log=$(mktemp /tmp/ochlab-test-XXXXXX.log)
+OPENCLAW_HARDEN_LAB=1 go test -v -count=1 -timeout 75m "$@" ./lab/... 2>&1 | tee "$log" || rc=${PIPESTATUS[0]}
 t_tests=$(secs "$t")
+# A failed lab run's output is long (a failed test ends with the VM's console): what failed and why is
+# printed again last, where a reader of a cut-short CI log sees it. Per failed leaf test: its messages
+# from the test files (t.Errorf, t.Fatalf, t.Logf; not the lab's progress lines), each cut to 25 lines.
+if [ "$rc" != 0 ]; then
+	say "FAILURE DIGEST (whole output in $log)"
+	awk '
+		/^=== (RUN|NAME|CONT|PAUSE)/ { cur = $3; msg = 0; next }
+		/^ *--- (FAIL|PASS|SKIP)/ { if ($2 == "FAIL:") failed[$3] = 1; msg = 0; next }
+		/^    +[A-Za-z0-9_]+\.go:[0-9]+: / {
+			msg = ($0 !~ /^    +(lab|image)\.go:[0-9]+: /)
+			if (msg) { n[cur]++; lines[cur, n[cur]] = $0; kept = 1 }
+			next
+		}
+		msg && /^        / { if (kept < 25) { n[cur]++; lines[cur, n[cur]] = $0 } ; kept++; next }
+		{ msg = 0 }
+		END {
+			for (t in failed) {
+				leaf = 1
+				for (u in failed) if (u != t && index(u, t "/") == 1) leaf = 0
+				if (!leaf) continue
+				print "--- FAIL: " t
+				for (i = 1; i <= n[t]; i++) print lines[t, i]
+			}
+		}' "$log"
+fi
 lab_cleanup
 left=$(ip netns list 2>/dev/null | grep -c '^ochlab-' || true)
 say "timings: image ${t_image}s, lab tests ${t_tests}s, total $(secs "$t_start")s; lab namespaces left: $left"
