@@ -324,9 +324,20 @@ type ufwLive struct {
 
 // readUFW reads UFW's state: `ufw status verbose` for whether it is active, the files for everything else.
 func readUFW(ctx context.Context, h *system.Host) (ufwLive, error) {
+	out, err := ufwStatusVerbose(ctx, h)
+	return readUFWWith(h, out, err)
+}
+
+// ufwStatusVerbose runs `ufw status verbose`: a Python start, about a second on a small VM, so a verification
+// runs it once and hands its output on.
+func ufwStatusVerbose(ctx context.Context, h *system.Host) ([]byte, error) {
+	return h.ReadCmd(ctx, system.Cmd{Argv: []string{"ufw", "status", "verbose"}, Timeout: ufwTimeout})
+}
+
+// readUFWWith is readUFW with the output (and error) of `ufw status verbose` already at hand.
+func readUFWWith(h *system.Host, out []byte, err error) (ufwLive, error) {
 	var l ufwLive
 	sum := sha256.New()
-	out, err := h.ReadCmd(ctx, system.Cmd{Argv: []string{"ufw", "status", "verbose"}, Timeout: ufwTimeout})
 	switch {
 	case err != nil && isNotFound(err):
 		return l, nil
@@ -812,7 +823,7 @@ func kernelUFW(ctx context.Context, h *system.Host, chain string) ([]string, err
 // chains in that order.
 func verifyUFW(ctx context.Context, h *system.Host, desired []ufwRule) []Check {
 	var cs []Check
-	out, err := h.ReadCmd(ctx, system.Cmd{Argv: []string{"ufw", "status", "verbose"}, Timeout: ufwTimeout})
+	out, err := ufwStatusVerbose(ctx, h)
 	active := Check{ID: "step2.ufw.active", Name: "UFW active", Expect: "Status: active"}
 	settings := map[string]string{}
 	if err != nil {
@@ -833,7 +844,7 @@ func verifyUFW(ctx context.Context, h *system.Host, desired []ufwRule) []Check {
 		got := ufwSettingOr(settings["default "+dir], "unknown")
 		cs = append(cs, Check{ID: "step2.ufw.default-" + dir, Name: "UFW default " + dir, Expect: "deny", Got: got, OK: got == "deny"})
 	}
-	live, err := readUFW(ctx, h)
+	live, err := readUFWWith(h, out, err) // err is still the status's
 	boot := Check{ID: "step2.ufw.boot", Name: "UFW enabled at boot", Expect: "ENABLED=yes in " + ufwConf}
 	if err == nil && live.EnabledOnBoot {
 		boot.Got, boot.OK = "ENABLED=yes", true

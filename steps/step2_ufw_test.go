@@ -397,3 +397,21 @@ func TestVerifyUFWFindings(t *testing.T) {
 		t.Errorf("kernel check passed with an extra rule: %+v", kernel)
 	}
 }
+
+// Each `ufw status verbose` is a Python start, about a second on a small VM, and Step 8's VM checks wait on
+// them in sequence: a verification runs it once.
+func TestVerifyUFWReadsStatusOnce(t *testing.T) {
+	e := newStep2Env(t)
+	_ = verifyUFW(context.Background(), e.h, e.desired())
+	e.ufw.mu.Lock()
+	defer e.ufw.mu.Unlock()
+	n := 0
+	for _, c := range e.ufw.calls {
+		if c == "ufw status verbose" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("verifyUFW ran ufw status verbose %d times, want 1 (calls: %v)", n, e.ufw.calls)
+	}
+}
