@@ -99,8 +99,12 @@ if [ "$rc" != 0 ]; then
 			next
 		}
 		msg && /^        / { if (kept < 25) { n[cur]++; lines[cur, n[cur]] = $0 } ; kept++; next }
-		{ msg = 0 }
+		# go test -timeout: no --- FAIL lines, a panic naming the tests still running
+		/^panic: / { panics[++np] = $0; inpanic = 1; next }
+		inpanic && /^\t/ && np < 12 { panics[++np] = $0; next }
+		{ msg = 0; inpanic = 0 }
 		END {
+			for (i = 1; i <= np; i++) print panics[i]
 			for (t in failed) {
 				leaf = 1
 				for (u in failed) if (u != t && index(u, t "/") == 1) leaf = 0
@@ -109,6 +113,8 @@ if [ "$rc" != 0 ]; then
 				for (i = 1; i <= n[t]; i++) print lines[t, i]
 			}
 		}' "$log"
+else
+	rm -f "$log"
 fi
 lab_cleanup
 left=$(ip netns list 2>/dev/null | grep -c '^ochlab-' || true)
